@@ -1,0 +1,49 @@
+"""telline: a phone and SMS line for peer support groups."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from telline import config as config_module
+from telline.config import Settings
+
+
+def create_app(config: Settings | Mapping | None = None) -> Flask:
+    """The app factory: settings → extensions → blueprints → CLI.
+
+    `config` is a ready Settings, or overrides by field name
+    (`create_app({"database_url": "sqlite://", "testing": True})`); the rest
+    comes from the environment.
+    """
+    app = Flask(__name__)
+    settings = (config if isinstance(config, Settings)
+                else config_module.load(instance_path=app.instance_path, **dict(config or {})))
+    sqlite_path = settings.database_url.removeprefix("sqlite:///")
+    if sqlite_path != settings.database_url and sqlite_path not in ("", ":memory:"):
+        os.makedirs(os.path.dirname(os.path.abspath(sqlite_path)), exist_ok=True)
+    app.config.update(TELLINE=settings, SECRET_KEY=settings.secret_key, TESTING=settings.testing,
+                      MAX_CONTENT_LENGTH=settings.max_body_bytes, MAX_FORM_MEMORY_SIZE=settings.max_body_bytes)
+
+    from telline import logs
+    logs.configure(settings.log_format, settings.log_level)
+
+    if settings.proxy_hops:
+        h = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=h, x_proto=h, x_host=h, x_port=h, x_prefix=h)
+
+    from telline import db, metrics, queue
+    from telline.twilio import gateway
+    db.init_app(app, settings.database_url)
+    queue.init_app(app, settings.redis_url, settings.queue_prefix)
+    gateway.init_app(app, settings)
+    metrics.init_app(app)
+
+    from telline import health
+    from telline.twilio import webhooks
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.blueprint())
+    return app

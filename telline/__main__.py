@@ -1,0 +1,3 @@
+from telline.cli import main
+
+main()

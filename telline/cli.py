@@ -1,0 +1,130 @@
+"""The `telline` command. Every deployment unit (deploy/) runs one of these."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from telline import create_app
+
+
+def _settings():
+    return current_app.config["TELLINE"]
+
+
+def _warn_if_not_production_ready(settings) -> None:
+    from telline.config import production_warnings
+    for warning in production_warnings(settings):
+        click.echo(f"telline: warning: {warning}", err=True)
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, load_dotenv=False, set_debug_flag=False)
+def cli():
+    """telline: a phone and SMS line for peer support groups."""
+
+
+@cli.command("run", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--web-workers", default=2, show_default=True, type=int)
+def run_command(host, port, web_workers):
+    """Web + worker + cron together, migrations applied, Redis found or started."""
+    from telline.supervisor import run_all
+    settings = create_app().config["TELLINE"]  # validates the environment before anything starts
+    _warn_if_not_production_ready(settings)
+    sys.exit(run_all(settings, host, port, web_workers))
+
+
+@cli.command("web", with_appcontext=False, context_settings={"ignore_unknown_options": True})
+@click.option("--bind", default=lambda: f"0.0.0.0:{os.environ.get('PORT', '5000')}", show_default="0.0.0.0:$PORT")
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
+def web_command(bind, workers, gunicorn_args):
+    """The web app under gunicorn (extra arguments go to gunicorn)."""
+    # Fail here, with the settings error, not in every gunicorn worker.
+    _warn_if_not_production_ready(create_app().config["TELLINE"])
+    argv = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+            "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            *gunicorn_args, "telline:create_app()"]
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+
+
+@cli.command("worker")
+@click.option("--queues", default="urgent,default,bulk", show_default=True,
+              help="Comma-separated, drained in this order.")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking.")
+def worker_command(queues, burst, simple):
+    """An RQ worker (with RQ's scheduler for delayed jobs), an app context per job."""
+    from telline.worker import make_worker
+    worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
+                         simple=simple)
+    worker.work(burst=burst, with_scheduler=True, logging_level=_settings().log_level)
+
+
+@cli.command("cron")
+def cron_command():
+    """Enqueue the periodic jobs (telline.worker.PERIODIC) on their schedules."""
+    from telline.worker import make_cron
+    make_cron(current_app._get_current_object()).start()
+
+
+@cli.group("db")
+def db_group():
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision):
+    """Apply migrations up to REVISION (default: the latest)."""
+    from telline import migrate
+    migrate.upgrade(_settings().database_url, revision)
+    click.echo(f"database at {migrate.current(_settings().database_url)}")
+
+
+@db_group.command("current")
+def db_current():
+    from telline import migrate
+    click.echo(migrate.current(_settings().database_url) or "empty (run `telline db upgrade`)")
+
+
+@cli.group("group")
+def group_group():
+    """Support groups and the Twilio numbers they answer on."""
+
+
+@group_group.command("create")
+@click.option("--name", required=True)
+@click.option("--language", default="en", show_default=True)
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="IANA name, e.g. Europe/Paris")
+@click.option("--region", default="US", show_default=True,
+              help="Country for numbers written without +code (ISO 3166, e.g. GB, FR)")
+def group_create(name, language, tz, region):
+    from telline import groups
+    try:
+        group = groups.create_group(name=name, language=language, timezone=tz, region=region)
+    except groups.InvalidGroup as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"group {group.id} created")
+
+
+@group_group.command("add-line")
+@click.argument("group_id", type=int)
+@click.argument("number")
+def group_add_line(group_id, number):
+    """Attach a Twilio number to a group (point its webhooks at /twilio/voice and /twilio/sms)."""
+    from telline import groups
+    try:
+        line = groups.add_line(group_id, number)
+    except groups.InvalidGroup as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"line {line.id} ({line.phone_number}) now answers for group {group_id}")
+
+
+def main():
+    cli(prog_name="telline")

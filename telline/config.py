@@ -1,0 +1,142 @@
+"""One settings object, read from the environment in the app factory only.
+
+Every name telline reads is listed here, with its default and its check, so an
+operator finds the whole surface in one place and a bad value fails at start-up
+with a sentence that says which variable and why, not later inside a webhook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    public_url: str | None
+    secret_key: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_api_base_url: str | None
+    # Secret of a Twilio webhook SharedKey, for requests signed with HMAC-SHA256
+    # (header X-Twilio-Webhooks-Signature-Settings); the auth token signs the rest.
+    twilio_webhook_signing_key: str | None
+    # Number of reverse proxies in front of the app whose X-Forwarded-Proto/-Host
+    # we trust (Werkzeug ProxyFix). 0 = none; ignored when public_url is set.
+    proxy_hops: int
+    max_body_bytes: int
+    log_format: str  # "json" or "text"
+    log_level: str
+    queue_prefix: str
+    testing: bool = False
+
+    # Defaults that are only safe on a developer's machine; production must set them.
+    DEV_SECRET = "dev-only-not-secret"
+    DEV_ACCOUNT_SID = "AC" + "0" * 32
+    DEV_AUTH_TOKEN = "dev-auth-token"
+
+
+_PREFIXES = ("sqlite", "postgresql")
+
+
+def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike = "instance",
+         **overrides) -> Settings:
+    """Build Settings from `env` (default os.environ) plus explicit overrides.
+
+    Overrides use the field names (database_url=..., testing=True) and win over
+    the environment; tests and the CLI pass them instead of mutating os.environ.
+    """
+    env = os.environ if env is None else env
+    get = lambda name, default=None: (env.get(name) or default)  # noqa: E731 — empty means unset
+
+    values = {
+        "database_url": get("TELLINE_DATABASE_URL")
+        or "sqlite:///" + str(Path(instance_path, "telline.sqlite3").resolve()),
+        "redis_url": get("TELLINE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "public_url": get("TELLINE_PUBLIC_URL"),
+        "secret_key": get("TELLINE_SECRET_KEY", Settings.DEV_SECRET),
+        "twilio_account_sid": get("TWILIO_ACCOUNT_SID", Settings.DEV_ACCOUNT_SID),
+        "twilio_auth_token": get("TWILIO_AUTH_TOKEN", Settings.DEV_AUTH_TOKEN),
+        "twilio_api_base_url": get("TWILIO_API_BASE_URL"),
+        "twilio_webhook_signing_key": get("TWILIO_WEBHOOK_SIGNING_KEY"),
+        "proxy_hops": get("TELLINE_PROXY_HOPS", "0"),
+        "max_body_bytes": get("TELLINE_MAX_BODY_BYTES", str(64 * 1024)),
+        "log_format": get("TELLINE_LOG_FORMAT", "json"),
+        "log_level": get("TELLINE_LOG_LEVEL", "INFO"),
+        "queue_prefix": get("TELLINE_QUEUE_PREFIX", ""),
+        "testing": False,
+    }
+    values.update(overrides)
+    return _validate(values)
+
+
+def _validate(v: dict) -> Settings:
+    db = str(v["database_url"])
+    if db.startswith("postgres://"):  # Heroku-style URL: SQLAlchemy wants the full dialect name
+        db = "postgresql://" + db[len("postgres://"):]
+    if db.startswith("postgresql://"):  # we ship psycopg 3, not psycopg2
+        db = "postgresql+psycopg://" + db[len("postgresql://"):]
+    if not db.startswith(_PREFIXES):
+        raise ConfigError(f"TELLINE_DATABASE_URL must be a sqlite:/// or postgresql:// URL, got {db.split(':')[0]!r}")
+    v["database_url"] = db
+
+    if urlsplit(str(v["redis_url"])).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("TELLINE_REDIS_URL must look like redis://host:6379/0")
+
+    if v["public_url"]:
+        parts = urlsplit(str(v["public_url"]))
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError("TELLINE_PUBLIC_URL must be an absolute http(s) URL such as "
+                              "https://telline.example.org (no query string)")
+        v["public_url"] = str(v["public_url"]).rstrip("/")
+
+    if v["twilio_api_base_url"]:
+        parts = urlsplit(str(v["twilio_api_base_url"]))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError("TWILIO_API_BASE_URL must be an absolute URL such as http://127.0.0.1:8099")
+        v["twilio_api_base_url"] = str(v["twilio_api_base_url"]).rstrip("/")
+
+    sid = str(v["twilio_account_sid"])
+    if not (sid.startswith("AC") and len(sid) == 34):
+        raise ConfigError("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 characters")
+
+    for name, env_name, low in (("proxy_hops", "TELLINE_PROXY_HOPS", 0),
+                                ("max_body_bytes", "TELLINE_MAX_BODY_BYTES", 1024)):
+        try:
+            v[name] = int(v[name])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{env_name} must be a whole number, got {v[name]!r}") from None
+        if v[name] < low:
+            raise ConfigError(f"{env_name} must be at least {low}")
+
+    if v["log_format"] not in ("json", "text"):
+        raise ConfigError("TELLINE_LOG_FORMAT must be 'json' or 'text'")
+    v["log_level"] = str(v["log_level"]).upper()
+    if v["log_level"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("TELLINE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    unknown = set(v) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return Settings(**v)
+
+
+def production_warnings(s: Settings) -> list[str]:
+    """What an operator should fix before real members use this instance."""
+    out = []
+    if s.secret_key == Settings.DEV_SECRET:
+        out.append("TELLINE_SECRET_KEY is the development default")
+    if s.twilio_auth_token == Settings.DEV_AUTH_TOKEN:
+        out.append("TWILIO_AUTH_TOKEN is the development default: webhooks are signed with a public token")
+    if not s.public_url:
+        out.append("TELLINE_PUBLIC_URL is unset: callback URLs are built from each request's host")
+    return out

@@ -1,0 +1,84 @@
+"""The SQLAlchemy engine and the per-app-context session.
+
+One `Database` per app, kept in `app.extensions`. Code inside a request or a job
+calls `session()`; the session lives as long as the app context (in `flask.g`)
+and is closed at teardown, so a job or a request never sees another one's half-done work.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from flask import Flask, current_app, g
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+EXTENSION = "telline.db"
+_SESSION_KEY = "_telline_db_session"
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # A forked worker child must not reuse the parent's sockets.
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+
+    def bind_to(self, connection: sa.Connection) -> None:
+        """Make every session join `connection`'s transaction through savepoints.
+
+        Tests open a transaction, bind, and roll it back afterwards: commits in
+        the code under test become savepoint releases and nothing persists.
+        """
+        self.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+
+    def unbind(self) -> None:
+        self.sessionmaker.configure(bind=self.engine, join_transaction_mode="conservative_savepoint")
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy
+        # emit BEGIN itself (the recipe from SQLAlchemy's SQLite dialect docs).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_connection, _record):
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    # WAL lets the web process read while a worker writes; the wait beats "database is locked".
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=15000")
+    cur.close()
+
+
+def init_app(app: Flask, url: str) -> Database:
+    database = Database(url)
+    app.extensions[EXTENSION] = database
+    app.teardown_appcontext(_close_session)
+    return database
+
+
+def _close_session(_exc):
+    s = g.pop(_SESSION_KEY, None)
+    if s is not None:
+        s.close()
+
+
+def database() -> Database:
+    return current_app.extensions[EXTENSION]
+
+
+def session() -> Session:
+    """The current app context's session (one per request, one per job)."""
+    s = g.get(_SESSION_KEY)
+    if s is None:
+        s = g.setdefault(_SESSION_KEY, database().sessionmaker())
+    return s

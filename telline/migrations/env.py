@@ -1,0 +1,49 @@
+"""Alembic environment: telline passes the URL (or an open connection) itself.
+
+There is no alembic.ini: `telline db upgrade` and the tests build the Config in
+telline.migrate, so the one source of the database URL stays telline.config.
+"""
+
+from alembic import context
+from telline.db import make_engine
+from telline.models import Base, UTCDateTime
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.begin() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
+
+
+def _render_item(type_, obj, _autogen_context):
+    # UTCDateTime is Python-side behaviour only: the column is a plain timestamptz.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTERs need batch mode
+        compare_type=True,
+        render_item=_render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (SQL script) migrations are not supported; run `telline db upgrade`")
+run_migrations_online()

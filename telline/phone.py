@@ -1,0 +1,110 @@
+"""Every phone number enters telline here: parsed by `phonenumbers`, kept as E.164.
+
+Two doors:
+- `to_e164(text, region)` for numbers a person typed (a coordinator's form, a CSV,
+  the CLI): strict, and its errors are sentences a coordinator understands.
+- `from_twilio(value)` for Twilio's From/To fields: never raises; anonymous,
+  blocked, `client:` and garbage senders come back as None.
+And one way out: `mask()` for anything written to a log.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+# What carriers put in From when the caller hid their number (Twilio documents
+# these for anonymous, restricted, blocked and unavailable callers).
+ANONYMOUS_VALUES = frozenset({
+    "", "anonymous", "restricted", "private", "unknown", "unavailable", "blocked",
+    "+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253",
+})
+
+
+class InvalidPhoneNumber(ValueError):
+    """The text is not a number telline can call or text; str() says why, plainly."""
+
+
+def to_e164(text: str, region: str | None = "US") -> str:
+    """Parse a number a person typed. `region` reads numbers without a country code."""
+    raw = (text or "").strip()
+    if not raw:
+        raise InvalidPhoneNumber("Please enter a phone number.")
+    try:
+        number = phonenumbers.parse(raw, (region or "").upper() or None)
+    except NumberParseException as exc:
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+            raise InvalidPhoneNumber(
+                f"“{raw}” has no country code we recognise: start it with + and the country code "
+                f"(for example +44 for the UK), or set the group's country.") from None
+        if exc.error_type == NumberParseException.TOO_SHORT_NSN or exc.error_type == NumberParseException.TOO_SHORT_AFTER_IDD:
+            raise InvalidPhoneNumber(f"“{raw}” is too short to be a phone number.") from None
+        if exc.error_type == NumberParseException.TOO_LONG:
+            raise InvalidPhoneNumber(f"“{raw}” is too long to be a phone number.") from None
+        raise InvalidPhoneNumber(f"“{raw}” is not a phone number.") from None
+    if number.extension:
+        raise InvalidPhoneNumber(
+            f"“{raw}” has an extension; telline cannot text or dial an extension. "
+            "Please give a direct number.")
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidPhoneNumber(f"“{raw}” has the wrong number of digits for "
+                                 f"{_country(number)}.")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(f"“{raw}” is not a number in use in {_country(number)}; "
+                                 "please check the digits.")
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def from_twilio(value: str | None) -> str | None:
+    """E.164 for a real number in a webhook field, None for anything we cannot call back."""
+    raw = (value or "").strip()
+    if raw.lower() in ANONYMOUS_VALUES or ":" in raw:  # client:alice, sip:…
+        return None
+    if not raw.startswith("+"):
+        # Twilio sends E.164; anything else is a short code or a test value.
+        return None
+    try:
+        return to_e164(raw, None)
+    except InvalidPhoneNumber:
+        return None
+
+
+def is_anonymous(value: str | None) -> bool:
+    return (value or "").strip().lower() in ANONYMOUS_VALUES
+
+
+def mask(e164: str | None) -> str:
+    """'+33612345678' → '+33•••••5678': enough to tell two callers apart in a log."""
+    if not e164:
+        return "anonymous"
+    try:
+        number = phonenumbers.parse(e164, None)
+        cc = f"+{number.country_code}"
+        national = str(number.national_number)
+    except NumberParseException:
+        cc, national = "", re.sub(r"\D", "", e164)
+    if len(national) <= 4:
+        return cc + "•" * len(national)
+    return cc + "•" * (len(national) - 4) + national[-4:]
+
+
+def mask_tail(e164: str | None) -> str:
+    """'•••5678': how an unknown caller is shown to a host."""
+    if not e164:
+        return "•••"
+    return "•••" + re.sub(r"\D", "", e164)[-4:]
+
+
+_NUMBER_IN_TEXT = re.compile(r"\+\d[\d \-().]{6,18}\d")
+
+
+def mask_numbers_in(text: str) -> str:
+    """Mask every +number in free text (log messages written by any library)."""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group(0))), text)
+
+
+def _country(number) -> str:
+    region = phonenumbers.region_code_for_number(number)
+    return f"country code +{number.country_code}" + (f" ({region})" if region else "")

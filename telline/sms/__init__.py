@@ -1,0 +1,1 @@
+"""The SMS line: inbound texts, keywords, consent, outbound pipeline, status callbacks."""

@@ -1,0 +1,83 @@
+"""`telline run`: web + worker + cron in one terminal, on the embedded defaults.
+
+Applies migrations, finds or starts Redis, then runs the same three commands a
+deployment runs as separate services (see deploy/Procfile), prefixing each
+line of output with its name. If one stops, all stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+
+from telline import localredis, migrate
+from telline.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def commands(host: str, port: int, web_workers: int) -> dict[str, list[str]]:
+    me = [sys.executable, "-m", "telline"]
+    return {
+        "web": me + ["web", "--bind", f"{host}:{port}", "--workers", str(web_workers)],
+        "worker": me + ["worker"],
+        "cron": me + ["cron"],
+    }
+
+
+def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> int:
+    migrate.upgrade(settings.database_url)
+    log.info("database ready", extra={"database": settings.database_url.split("://")[0]})
+
+    redis_url, private = localredis.ensure(settings.redis_url)
+    if private:
+        print(f"telline: no Redis at {settings.redis_url}; started a private one at {redis_url} "
+              "(it stops with telline)", flush=True)
+    env = dict(os.environ, TELLINE_REDIS_URL=redis_url, TELLINE_DATABASE_URL=settings.database_url)
+
+    children: dict[str, subprocess.Popen] = {}
+    selector = selectors.DefaultSelector()
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for name, argv in commands(host, port, web_workers).items():
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            children[name] = proc
+            selector.register(proc.stdout, selectors.EVENT_READ, name)
+        print(f"telline: web on http://{host}:{port} (health: /healthz), worker and cron running; "
+              "Ctrl-C stops all", flush=True)
+        while not stopping:
+            for key, _ in selector.select(timeout=0.5):
+                line = key.fileobj.readline()
+                if line:
+                    sys.stdout.write(f"{key.data:>6} | {line.decode(errors='replace')}")
+                    sys.stdout.flush()
+                else:
+                    selector.unregister(key.fileobj)
+            dead = [n for n, p in children.items() if p.poll() is not None]
+            if dead:
+                print(f"telline: {', '.join(dead)} stopped; stopping the rest", flush=True)
+                return 1
+        return 0
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in children.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if private:
+            private.stop()

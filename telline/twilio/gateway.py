@@ -1,0 +1,172 @@
+"""The one place telline talks to Twilio's REST API (the official client).
+
+Built in the app factory. With TWILIO_API_BASE_URL set, every request that the
+client would send to https://*.twilio.com goes to that base URL instead — over
+real HTTP — so tests and the demo exercise the same code as production.
+
+Errors come out as two kinds, because the caller must treat them differently:
+- TwilioError: Twilio answered and refused (status + Twilio error code). Nothing
+  was created.
+- OutcomeUnknown: the request may have reached Twilio but no answer came back
+  (read timeout, connection dropped). A create may have happened: reconcile
+  before retrying (creating a message is not idempotent).
+A connection that could not even be opened is a TwilioError with status 0: it
+is safe to retry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+import requests
+import urllib3
+from flask import Flask, current_app
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+EXTENSION = "telline.gateway"
+
+# Twilio error codes that say "slow down / try again later", not "this is wrong".
+RETRYABLE_CODES = frozenset({20429, 21611, 30001})
+_TWILIO_HOST = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
+
+
+class TwilioError(Exception):
+    def __init__(self, status: int, code: int | None, message: str):
+        super().__init__(f"Twilio {status} code={code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (0, 429) or self.status >= 500 or self.code in RETRYABLE_CODES
+
+
+class OutcomeUnknown(Exception):
+    """The request was sent; whether Twilio acted on it is unknown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SentMessage:
+    sid: str
+    status: str
+    num_segments: int | None
+
+
+class _BaseUrlHttpClient(TwilioHttpClient):
+    """The official HTTP client, with https://*.twilio.com swapped for a local base URL."""
+
+    def __init__(self, base_url: str | None, timeout: float):
+        super().__init__(pool_connections=True, timeout=timeout)
+        self.base_url = base_url
+        # Several worker threads may share one client: pool enough connections.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(self, method, url, *args, **kwargs):
+        if self.base_url:
+            url = _TWILIO_HOST.sub(self.base_url, url)
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioGateway:
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str | None = None,
+                 timeout: float = 10.0):
+        self.account_sid = account_sid
+        self.api_base_url = api_base_url
+        self.client = Client(account_sid, auth_token,
+                             http_client=_BaseUrlHttpClient(api_base_url, timeout))
+
+    # --- messages -------------------------------------------------------------
+    def send_sms(self, *, from_: str, to: str, body: str, status_callback: str | None = None,
+                 media_url: list[str] | None = None) -> SentMessage:
+        kwargs = {"from_": from_, "to": to, "body": body}
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+        if media_url:
+            kwargs["media_url"] = media_url
+        msg = self._call(self.client.messages.create, **kwargs)
+        return SentMessage(msg.sid, msg.status, _int_or_none(msg.num_segments))
+
+    def find_messages(self, *, to: str, from_: str, sent_after=None, limit: int = 50) -> list:
+        """Messages Twilio has for this pair (newest first): used to reconcile unknown outcomes."""
+        kwargs = {"to": to, "from_": from_, "limit": limit}
+        if sent_after is not None:
+            kwargs["date_sent_after"] = sent_after
+        return self._call(self.client.messages.list, **kwargs)
+
+    def fetch_message(self, sid: str):
+        return self._call(self.client.messages(sid).fetch)
+
+    # --- calls and conferences ------------------------------------------------
+    def create_call(self, *, from_: str, to: str, url: str, status_callback: str | None = None,
+                    **options):
+        if status_callback:
+            options.setdefault("status_callback", status_callback)
+        return self._call(self.client.calls.create, from_=from_, to=to, url=url, **options)
+
+    def update_call(self, sid: str, **fields):
+        return self._call(self.client.calls(sid).update, **fields)
+
+    def update_conference(self, conference_sid: str, **fields):
+        """fields: status="completed" (end it), announce_url=…, announce_method=…"""
+        return self._call(self.client.conferences(conference_sid).update, **fields)
+
+    def list_participants(self, conference_sid: str) -> list:
+        return self._call(self.client.conferences(conference_sid).participants.list)
+
+    def add_participant(self, conference_sid: str, *, from_: str, to: str, **options):
+        return self._call(self.client.conferences(conference_sid).participants.create,
+                          from_=from_, to=to, **options)
+
+    def update_participant(self, conference_sid: str, call_sid: str, **fields):
+        """fields: muted=, hold=, hold_url=, announce_url=, …"""
+        return self._call(self.client.conferences(conference_sid).participants(call_sid).update, **fields)
+
+    def remove_participant(self, conference_sid: str, call_sid: str) -> bool:
+        return self._call(self.client.conferences(conference_sid).participants(call_sid).delete)
+
+    # --- one way to call the client ------------------------------------------
+    def _call(self, method, **kwargs):
+        try:
+            return method(**kwargs)
+        except TwilioRestException as exc:
+            raise TwilioError(exc.status, exc.code, exc.msg) from exc
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
+            raise TwilioError(0, None, f"could not reach Twilio: {type(exc).__name__}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            if _never_sent(exc):
+                raise TwilioError(0, None, f"could not reach Twilio: {type(exc).__name__}") from exc
+            raise OutcomeUnknown(str(exc)) from exc
+        except requests.exceptions.Timeout as exc:  # ReadTimeout: it was sent
+            raise OutcomeUnknown(str(exc)) from exc
+
+
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection failed before the request went out (refused, DNS)."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)  # includes NameResolutionError
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def init_app(app: Flask, settings) -> TwilioGateway:
+    gateway = TwilioGateway(settings.twilio_account_sid, settings.twilio_auth_token,
+                            settings.twilio_api_base_url)
+    app.extensions[EXTENSION] = gateway
+    return gateway
+
+
+def gateway() -> TwilioGateway:
+    return current_app.extensions[EXTENSION]

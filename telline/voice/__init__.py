@@ -1,0 +1,1 @@
+"""Phone meetings: the incoming-call flow, the conference bridge, moderation."""

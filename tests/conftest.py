@@ -1,0 +1,147 @@
+"""Fixtures: real Redis, real SQLite and PostgreSQL, an app per test with a rolled-back transaction.
+
+Every test that takes `app` (or `client`, `session`) runs once per database
+backend. PostgreSQL comes from TELLINE_TEST_POSTGRES_URL (default: the local
+server on 127.0.0.1:5432, database `test`); a fresh database is created for
+the run and dropped after it. Without a server the PostgreSQL variants are
+skipped with the reason shown — except under CI, where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from telline import create_app, localredis, migrate
+from telline.config import load
+from telline.db import EXTENSION as DB_EXTENSION
+
+# pytest_plugins = ["tests.standin_plugin"]  # TEMP
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "1" * 32
+PG_ADMIN_URL = os.environ.get("TELLINE_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = bool(os.environ.get("CI")) or bool(os.environ.get("TELLINE_REQUIRE_POSTGRES"))
+
+
+# --- Redis --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_url():
+    url, private = localredis.ensure(os.environ.get("TELLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    yield url
+    if private:
+        private.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+# --- databases ----------------------------------------------------------------
+def _pg_admin_engine() -> sa.Engine | None:
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    for attempt in range(2):
+        try:
+            with engine.connect():
+                return engine
+        except sa.exc.OperationalError:
+            if attempt == 0 and not _start_local_postgres():
+                break
+    engine.dispose()
+    return None
+
+
+def _start_local_postgres() -> bool:
+    """Debian's cluster tools can start a stopped local server (as CI's machines have)."""
+    if "127.0.0.1" not in PG_ADMIN_URL or not shutil.which("pg_ctlcluster"):
+        return False
+    try:
+        versions = os.listdir("/etc/postgresql")
+    except OSError:
+        return False
+    for version in versions:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       capture_output=True, timeout=60)
+    return True
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'telline.sqlite3'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    admin = _pg_admin_engine()
+    if admin is None:
+        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL} (set TELLINE_TEST_POSTGRES_URL)"
+        if REQUIRE_PG:
+            pytest.fail(reason + " — required under CI")
+        pytest.skip(reason)
+    name = f"telline_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def make_settings(database_url, redis_url, **overrides):
+    values = dict(database_url=database_url, redis_url=redis_url, testing=True,
+                  twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                  secret_key="test-secret", log_format="json", log_level="INFO")
+    values.update(overrides)
+    return load(env={}, **values)
+
+
+@pytest.fixture
+def settings_overrides():
+    """Override in a test module to change the app's settings."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, redis_url, redis_conn, settings_overrides):
+    """An app whose every commit is undone after the test (savepoints in one outer transaction)."""
+    app = create_app(make_settings(database_url, redis_url, **settings_overrides))
+    database = app.extensions[DB_EXTENSION]
+    connection = database.engine.connect()
+    outer = connection.begin()
+    database.bind_to(connection)
+    with app.app_context():
+        yield app
+    database.unbind()
+    outer.rollback()
+    connection.close()
+    database.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app):
+    from telline import db
+    return db.session()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -48,9 +48,13 @@ def to_e164(text: str, region: str | None = "US") -> str:
         raise InvalidPhoneNumber(
             f"“{raw}” has an extension; telline cannot text or dial an extension. "
             "Please give a direct number.")
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidPhoneNumber(f"“{raw}” has the wrong number of digits for "
-                                 f"{_country(number)}.")
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason == phonenumbers.ValidationResult.TOO_SHORT:
+        raise InvalidPhoneNumber(f"“{raw}” is too short for {_country(number)}.")
+    if reason == phonenumbers.ValidationResult.TOO_LONG:
+        raise InvalidPhoneNumber(f"“{raw}” is too long for {_country(number)}.")
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidPhoneNumber(f"“{raw}” has the wrong number of digits for {_country(number)}.")
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber(f"“{raw}” is not a number in use in {_country(number)}; "
                                  "please check the digits.")

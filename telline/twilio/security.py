@@ -48,7 +48,8 @@ def require_twilio_signature():
     settings = current_app.config["TELLINE"]
     if is_valid(request, settings):
         return None
-    metrics.WEBHOOKS.labels(route=request.endpoint or "unknown", outcome="forbidden").inc()
+    route = (request.blueprint or "unknown").rsplit(".", 1)[-1]  # "twilio.sms" → "sms"
+    metrics.WEBHOOKS.labels(route=route, outcome="forbidden").inc()
     log.warning("rejected unsigned or badly signed webhook",
                 extra={"path": request.path, "has_signature": SIGNATURE_HEADER in request.headers})
     abort(403)

@@ -1,0 +1,134 @@
+"""Jobs: sent only after commit, run by real workers on real Redis, retried per their policy."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from rq import Retry
+from rq.job import Job, JobStatus
+
+from telline import create_app, db, migrate
+from telline.models import Group
+from telline.queue import enqueue_after_commit, enqueue_now, queues
+from telline.worker import PERIODIC, make_cron, make_worker
+from tests import sample_jobs
+from tests.conftest import make_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def queued_ids(name="default"):
+    return queues()[name].get_job_ids()
+
+
+def test_nothing_is_enqueued_before_the_commit(session):
+    session.add(Group(name="g"))
+    enqueue_after_commit(session, sample_jobs.rename_group, 1, "x")
+    assert queued_ids() == []
+    session.commit()
+    assert len(queued_ids()) == 1
+
+
+def test_a_rolled_back_transaction_enqueues_nothing(session):
+    session.add(Group(name="g"))
+    enqueue_after_commit(session, sample_jobs.rename_group, 1, "x")
+    session.rollback()
+    assert queued_ids() == []
+    session.add(Group(name="h"))
+    session.commit()  # a later commit must not resurrect the dropped job
+    assert queued_ids() == []
+
+
+def test_a_savepoint_rollback_keeps_the_outer_jobs(session):
+    enqueue_after_commit(session, sample_jobs.rename_group, 1, "x")
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():
+            raise RuntimeError("inner failure")
+    session.commit()
+    assert len(queued_ids()) == 1
+
+
+def test_jobs_take_ids_not_rows(session):
+    with pytest.raises(TypeError, match="ids"):
+        enqueue_after_commit(session, sample_jobs.rename_group, Group(name="g"), "x")
+
+
+def test_unknown_queue_is_refused(session):
+    with pytest.raises(ValueError, match="unknown queue"):
+        enqueue_after_commit(session, sample_jobs.rename_group, 1, "x", queue="fast")
+
+
+def test_a_job_runs_in_a_worker_with_its_own_app_context(app, session):
+    group = Group(name="before")
+    session.add(group)
+    session.commit()
+    enqueue_after_commit(session, sample_jobs.rename_group, group.id, "after", queue="urgent")
+    session.commit()
+    worker = make_worker(app, simple=True)
+    assert worker.work(burst=True)
+    session.expire_all()
+    assert session.get(Group, group.id).name == "after"
+
+
+def test_urgent_jobs_run_first(app, redis_conn):
+    enqueue_now(sample_jobs.append_to_list, "order", "bulk", queue="bulk")
+    enqueue_now(sample_jobs.append_to_list, "order", "default", queue="default")
+    enqueue_now(sample_jobs.append_to_list, "order", "urgent", queue="urgent")
+    make_worker(app, simple=True).work(burst=True)
+    assert [x.decode() for x in redis_conn.lrange("order", 0, -1)] == ["urgent", "default", "bulk"]
+
+
+def test_a_failing_job_is_retried_per_its_policy(app, redis_conn):
+    job = enqueue_now(sample_jobs.fail_until, "flaky", 3, retry=Retry(max=2))
+    make_worker(app, simple=True).work(burst=True)
+    job.refresh()
+    assert job.get_status() == JobStatus.FINISHED
+    assert int(redis_conn.get("flaky")) == 3  # two failures, then success on the last allowed try
+
+
+def test_a_job_that_keeps_failing_ends_failed_after_its_retries(app, redis_conn):
+    job = enqueue_now(sample_jobs.fail_until, "hopeless", 99, retry=Retry(max=2))
+    make_worker(app, simple=True).work(burst=True)
+    job.refresh()
+    assert job.get_status() == JobStatus.FAILED
+    assert int(redis_conn.get("hopeless")) == 3
+
+
+def test_periodic_jobs_are_declared_with_stable_names(app):
+    cron = make_cron(app)
+    assert [j.name for j in cron.get_jobs()] == [p.name for p in PERIODIC]
+    assert all(j.queue_name in {q.name for q in queues().in_order()} for j in cron.get_jobs())
+
+
+@pytest.mark.slow
+def test_telline_worker_command_runs_a_job_in_a_forked_work_horse(tmp_path, redis_url, redis_conn):
+    """The real `telline worker --burst` process, a committed SQLite file, real Redis."""
+    url = f"sqlite:///{tmp_path / 'w.sqlite3'}"
+    migrate.upgrade(url)
+    app = create_app(make_settings(url, redis_url))
+    with app.app_context():
+        session = db.session()
+        group = Group(name="before")
+        session.add(group)
+        session.commit()
+        enqueue_after_commit(session, sample_jobs.rename_group, group.id, "renamed by a worker")
+        session.add(Group(name="another"))
+        session.commit()
+        job_id = queued_ids()[0]
+    env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_REDIS_URL=redis_url,
+               TWILIO_AUTH_TOKEN="x", TELLINE_LOG_FORMAT="json", PYTHONPATH=str(REPO))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "telline", "worker", "--burst"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 30
+    with app.app_context():
+        assert db.session().scalar(sa.select(Group.name).where(Group.id == group.id)) == "renamed by a worker"
+        assert Job.fetch(job_id, connection=queues().connection).get_status() == JobStatus.FINISHED
+    # The job's own log line carries its id.
+    assert any(f'"job_id": "{job_id}"' in line and "renamed group" in line for line in done.stderr.splitlines())
+    app.extensions["telline.db"].engine.dispose()

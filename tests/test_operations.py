@@ -1,0 +1,63 @@
+"""/healthz for load balancers and /metrics for Prometheus."""
+
+import pytest
+
+from telline import create_app
+from telline.queue import enqueue_now
+from tests import sample_jobs
+from tests.conftest import make_settings
+from tests.signing import post_signed
+
+
+def test_healthz_is_200_when_database_and_redis_answer(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_healthz_is_503_when_redis_is_down(database_url, tmp_path):
+    app = create_app(make_settings(database_url, "redis://127.0.0.1:1/0"))
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503
+    assert r.get_json() == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
+    app.extensions["telline.db"].engine.dispose()
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(redis_url, tmp_path):
+    missing_dir = tmp_path / "no" / "such" / "dir"
+    app = create_app(make_settings(f"sqlite:///{missing_dir}/x.sqlite3", redis_url))
+    (missing_dir / "x.sqlite3").parent.rmdir()  # the factory made it; take it away again
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503
+    assert r.get_json()["database"] == "unavailable"
+
+
+def test_metrics_show_requests_webhook_outcomes_and_queue_depth(client):
+    client.get("/healthz")
+    client.post("/twilio/sms", data={"MessageSid": "SM" + "0" * 32})  # unsigned: forbidden
+    post_signed(client, "/twilio/sms", {"MessageSid": "SM" + "1" * 32, "From": "+33612345678",
+                                         "To": "+15005550006", "Body": "hi"})
+    enqueue_now(sample_jobs.append_to_list, "k", "v", queue="bulk")
+    enqueue_now(sample_jobs.append_to_list, "k", "v", queue="bulk")
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.content_type.startswith("text/plain")
+    text = r.get_data(as_text=True)
+    assert 'telline_http_requests_total{endpoint="health.healthz",method="GET",status="200"}' in text
+    assert 'telline_webhooks_total{outcome="forbidden",route="sms"}' in text
+    assert 'telline_webhooks_total{outcome="stored",route="sms"}' in text
+    assert 'telline_queue_depth{queue="bulk"} 2.0' in text
+    assert 'telline_queue_depth{queue="urgent"} 0.0' in text
+    assert "telline_redis_up 1.0" in text
+    assert "+33612345678" not in text
+
+
+def test_metrics_still_answer_when_redis_is_down(database_url):
+    app = create_app(make_settings(database_url, "redis://127.0.0.1:1/0"))
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "telline_redis_up 0.0" in text
+    app.extensions["telline.db"].engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+def test_operations_routes_need_no_signature(client, path):
+    assert client.get(path).status_code == 200

@@ -1,0 +1,101 @@
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from telline import migrate
+from telline.db import make_engine
+from telline.models import AppendOnlyError, Base, ConsentEvent, Group, Member, UTCDateTime
+from tests.conftest import PG_ADMIN_URL, _pg_admin_engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    admin = _pg_admin_engine()
+    if admin is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    name = f"telline_empty_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+def test_migrations_build_an_empty_database_that_matches_the_models(empty_database_url):
+    assert migrate.current(empty_database_url) is None
+    migrate.upgrade(empty_database_url)
+    assert migrate.current(empty_database_url) == head()
+    engine = make_engine(empty_database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert diff == [], f"models and migrations disagree: {diff}"
+    assert {"groups", "lines", "members", "memberships", "coordinators", "coordinator_roles",
+            "consent_events", "messages", "calls", "conference_participants", "webhook_keys"} <= tables
+
+
+def test_migrations_go_down_and_up_again(empty_database_url):
+    migrate.upgrade(empty_database_url)
+    migrate.downgrade(empty_database_url, "base")
+    assert migrate.current(empty_database_url) is None
+    migrate.upgrade(empty_database_url)
+    assert migrate.current(empty_database_url) == head()
+
+
+def test_upgrade_twice_is_harmless(empty_database_url):
+    migrate.upgrade(empty_database_url)
+    migrate.upgrade(empty_database_url)
+    assert migrate.current(empty_database_url) == head()
+
+
+def test_times_come_back_aware_and_in_utc(session):
+    paris = dt.datetime(2026, 11, 26, 21, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    g = Group(name="Carers", created_at=paris)
+    session.add(g)
+    session.commit()
+    session.expire_all()
+    got = session.get(Group, g.id).created_at
+    assert got == paris and got.utcoffset() == dt.timedelta(0)
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(dt.datetime(2026, 1, 1), None)
+
+
+def test_consent_ledger_is_append_only(session):
+    event = ConsentEvent(phone="+33612345678", action="opt_out", source="keyword")
+    session.add(event)
+    session.commit()
+    event.action = "opt_in"
+    with pytest.raises(AppendOnlyError):
+        session.commit()
+    session.rollback()
+    session.delete(session.get(ConsentEvent, event.id))
+    with pytest.raises(AppendOnlyError):
+        session.commit()
+    session.rollback()
+    assert session.scalars(sa.select(ConsentEvent.action)).all() == ["opt_out"]
+
+
+def test_a_phone_number_belongs_to_one_member(session):
+    session.add(Member(display_name="A", phone="+33612345678"))
+    session.commit()
+    session.add(Member(display_name="B", phone="+33612345678"))
+    with pytest.raises(sa.exc.IntegrityError):
+        session.commit()
+    session.rollback()

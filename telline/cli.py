@@ -127,4 +127,9 @@ def group_add_line(group_id, number):
 
 
 def main():
-    cli(prog_name="telline")
+    from telline.config import ConfigError
+    try:
+        cli(prog_name="telline")
+    except ConfigError as exc:  # a settings mistake is the operator's to fix: say which, no traceback
+        click.echo(f"telline: configuration error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Run telline, or its tests, on a machine that has only Python 3.11+.
+
+    python3 deploy/local.py run     # web + worker + cron on SQLite, Redis found or started
+    python3 deploy/local.py test    # the whole test suite (what CI runs)
+
+Standard library only: it creates .venv beside the repo (once, and again when
+pyproject.toml changes), installs telline with its test extras there, then
+hands over to `telline run` or pytest. Extra arguments are passed through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = Path(os.environ.get("TELLINE_VENV") or REPO / ".venv")
+STAMP = VENV / ".telline-installed"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def wanted_stamp() -> str:
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> Path:
+    if sys.version_info < (3, 11):
+        sys.exit(f"telline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    python = venv_python()
+    if python.exists() and STAMP.exists() and STAMP.read_text() == wanted_stamp():
+        return python
+    if not python.exists():
+        print(f"local: creating {VENV}", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except subprocess.CalledProcessError:
+            sys.exit("local: this Python cannot create virtual environments with pip "
+                     "(on Debian/Ubuntu: apt install python3-venv)")
+    print("local: installing telline and its test tools into .venv (first run only)", flush=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+                    "--editable", f"{REPO}[test]"], check=True)
+    STAMP.write_text(wanted_stamp())
+    return python
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("run", "test"):
+        sys.exit("usage: python3 deploy/local.py run|test [arguments for telline run or pytest]")
+    python = str(ensure_environment())
+    os.chdir(REPO)
+    if argv[0] == "run":
+        os.execv(python, [python, "-m", "telline", "run", *argv[1:]])
+    os.execv(python, [python, "-m", "pytest", *argv[1:]])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

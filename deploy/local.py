@@ -48,7 +48,7 @@ def ensure_environment() -> Path:
                      "(on Debian/Ubuntu: apt install python3-venv)")
     print("local: installing telline and its test tools into .venv (first run only)", flush=True)
     subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-                    "--editable", f"{REPO}[test]"], check=True)
+                    "--editable", f"{REPO}[local,test]"], check=True)
     STAMP.write_text(wanted_stamp())
     return python
 

@@ -47,10 +47,22 @@ def web_command(bind, workers, gunicorn_args):
     """The web app under gunicorn (extra arguments go to gunicorn)."""
     # Fail here, with the settings error, not in every gunicorn worker.
     _warn_if_not_production_ready(create_app().config["TELLINE"])
+    _fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     argv = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
             "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             *gunicorn_args, "telline:create_app()"]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
+
+
+def _fresh_metrics_dir(path: str | None) -> None:
+    """prometheus_client's multiprocess mode needs the directory to exist and to start empty:
+    files left by a previous run would be added to this run's counters."""
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
 
 
 @cli.command("worker")

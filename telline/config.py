@@ -137,6 +137,8 @@ def production_warnings(s: Settings) -> list[str]:
         out.append("TELLINE_SECRET_KEY is the development default")
     if s.twilio_auth_token == Settings.DEV_AUTH_TOKEN:
         out.append("TWILIO_AUTH_TOKEN is the development default: webhooks are signed with a public token")
+    if s.database_url.startswith("sqlite"):
+        out.append("the database is SQLite: fine for one machine and a trial, use PostgreSQL for a service")
     if not s.public_url:
         out.append("TELLINE_PUBLIC_URL is unset: callback URLs are built from each request's host")
     return out

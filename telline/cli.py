@@ -85,6 +85,21 @@ def cron_command():
     make_cron(current_app._get_current_object()).start()
 
 
+@cli.command("standin")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8099, show_default=True, type=int, help="0: any free port (printed)")
+@click.option("--auto-status", default="", metavar="STATUS,…",
+              help="Move each new message through these statuses, e.g. sent,delivered.")
+def standin_command(host, port, auto_status):
+    """A local stand-in for Twilio's REST API (set TWILIO_API_BASE_URL to its URL).
+
+    It checks requests against, and signs callbacks with, this app's TWILIO_AUTH_TOKEN."""
+    from telline.twilio.standin import serve
+    settings = _settings()
+    serve(host, port, settings.twilio_auth_token, settings.twilio_account_sid,
+          [s for s in auto_status.split(",") if s])
+
+
 @cli.group("db")
 def db_group():
     """Database migrations."""

@@ -22,7 +22,7 @@ from telline import create_app, localredis, migrate
 from telline.config import load
 from telline.db import EXTENSION as DB_EXTENSION
 
-# pytest_plugins = ["tests.standin_plugin"]  # TEMP
+pytest_plugins = ["tests.standin_plugin"]
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "1" * 32

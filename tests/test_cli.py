@@ -131,3 +131,22 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
     assert "  web |" in output and "worker |" in output
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(private_url, socket_connect_timeout=1).ping()
+
+
+def test_telline_standin_serves_the_twilio_api_to_the_gateway(tmp_path):
+    from telline.twilio.gateway import TwilioGateway
+    env = dict(os.environ, TWILIO_ACCOUNT_SID="AC" + "2" * 32, TWILIO_AUTH_TOKEN="standin-token",
+               TELLINE_DATABASE_URL=f"sqlite:///{tmp_path / 's.sqlite3'}")
+    proc = subprocess.Popen([sys.executable, "-m", "telline", "standin", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line
+        gateway = TwilioGateway("AC" + "2" * 32, "standin-token", line.split("listening on ")[1].strip())
+        sent = gateway.send_sms(from_="+15005550006", to="+33612345678", body="hello")
+        assert sent.sid.startswith("SM") and sent.status == "queued"
+        gateway.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0

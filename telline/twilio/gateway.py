@@ -17,13 +17,15 @@ is safe to retry.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 import logging
 import re
 
 import requests
 import urllib3
 from flask import Flask, current_app
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -92,15 +94,23 @@ class TwilioGateway:
         msg = self._call(self.client.messages.create, **kwargs)
         return SentMessage(msg.sid, msg.status, _int_or_none(msg.num_segments))
 
-    def find_messages(self, *, to: str, from_: str, sent_after=None, limit: int = 50) -> list:
-        """Messages Twilio has for this pair (newest first): used to reconcile unknown outcomes."""
-        kwargs = {"to": to, "from_": from_, "limit": limit}
+    def find_messages(self, *, to: str, from_: str, sent_after: dt.datetime | None = None,
+                      limit: int = 50) -> list:
+        """Messages Twilio has for this pair (newest first): used to reconcile unknown outcomes.
+
+        Twilio filters DateSent by day and a queued message has no date_sent yet:
+        callers pass a generous `sent_after` and match on date_created themselves.
+        """
+        kwargs = {"to": to, "from_": from_, "limit": limit, "page_size": min(limit, 1000)}
         if sent_after is not None:
-            kwargs["date_sent_after"] = sent_after
-        return self._call(self.client.messages.list, **kwargs)
+            if sent_after.tzinfo is None:
+                raise ValueError("sent_after must be timezone-aware")
+            # twilio-python formats the wall time and labels it Z: give it UTC.
+            kwargs["date_sent_after"] = sent_after.astimezone(dt.timezone.utc)
+        return self._call(self.client.messages.list, read_only=True, **kwargs)
 
     def fetch_message(self, sid: str):
-        return self._call(self.client.messages(sid).fetch)
+        return self._call(self.client.messages(sid).fetch, read_only=True)
 
     # --- calls and conferences ------------------------------------------------
     def create_call(self, *, from_: str, to: str, url: str, status_callback: str | None = None,
@@ -117,7 +127,7 @@ class TwilioGateway:
         return self._call(self.client.conferences(conference_sid).update, **fields)
 
     def list_participants(self, conference_sid: str) -> list:
-        return self._call(self.client.conferences(conference_sid).participants.list)
+        return self._call(self.client.conferences(conference_sid).participants.list, read_only=True)
 
     def add_participant(self, conference_sid: str, *, from_: str, to: str, **options):
         return self._call(self.client.conferences(conference_sid).participants.create,
@@ -130,19 +140,27 @@ class TwilioGateway:
     def remove_participant(self, conference_sid: str, call_sid: str) -> bool:
         return self._call(self.client.conferences(conference_sid).participants(call_sid).delete)
 
+    def close(self) -> None:
+        self.client.http_client.session.close()
+
     # --- one way to call the client ------------------------------------------
-    def _call(self, method, **kwargs):
+    def _call(self, fn, /, *, read_only: bool = False, **kwargs):
+        """Call the client; map its failures. A read that got no answer is simply
+        retryable (status 0); only a write can have an unknown outcome."""
         try:
-            return method(**kwargs)
+            return fn(**kwargs)
         except TwilioRestException as exc:
             raise TwilioError(exc.status, exc.code, exc.msg) from exc
+        except TwilioException as exc:  # a refused list page: ("Unable to fetch page", response)
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = getattr(response, "status_code", 0) or 0
+            code, message = _error_body(getattr(response, "text", ""))
+            raise TwilioError(status, code, message or str(exc.args[0])) from exc
         except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
             raise TwilioError(0, None, f"could not reach Twilio: {type(exc).__name__}") from exc
-        except requests.exceptions.ConnectionError as exc:
-            if _never_sent(exc):
-                raise TwilioError(0, None, f"could not reach Twilio: {type(exc).__name__}") from exc
-            raise OutcomeUnknown(str(exc)) from exc
-        except requests.exceptions.Timeout as exc:  # ReadTimeout: it was sent
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if read_only or (isinstance(exc, requests.exceptions.ConnectionError) and _never_sent(exc)):
+                raise TwilioError(0, None, f"no answer from Twilio: {type(exc).__name__}") from exc
             raise OutcomeUnknown(str(exc)) from exc
 
 
@@ -152,6 +170,14 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError)  # includes NameResolutionError
+
+
+def _error_body(text: str) -> tuple[int | None, str]:
+    try:
+        body = json.loads(text or "{}")
+    except ValueError:
+        return None, ""
+    return _int_or_none(body.get("code")), str(body.get("message") or "")
 
 
 def _int_or_none(value) -> int | None:

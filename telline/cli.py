@@ -35,7 +35,6 @@ def run_command(host, port, web_workers):
     """Web + worker + cron together, migrations applied, Redis found or started."""
     from telline.supervisor import run_all
     settings = create_app().config["TELLINE"]  # validates the environment before anything starts
-    _warn_if_not_production_ready(settings)
     sys.exit(run_all(settings, host, port, web_workers))
 
 

@@ -40,6 +40,7 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
         print(f"telline: no Redis at {settings.redis_url}; started a private one at {redis_url} "
               "(it stops with telline)", flush=True)
     env = dict(os.environ, TELLINE_REDIS_URL=redis_url, TELLINE_DATABASE_URL=settings.database_url)
+    env.setdefault("TELLINE_LOG_FORMAT", "text")  # a person reads this terminal, not a log shipper
     metrics_dir = tempfile.mkdtemp(prefix="telline-metrics-")  # /metrics adds up the web workers
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
 

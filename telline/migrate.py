@@ -28,6 +28,11 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def head() -> str:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from telline.db import make_engine

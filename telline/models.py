@@ -58,6 +58,17 @@ class Group(Base):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")  # IANA name, checked by zoneinfo
     # Region used to read numbers written without a country code (ISO 3166: GB, FR, US).
     default_region: Mapped[str] = mapped_column(sa.String(2), default="US")
+    # What members text after JOIN (upper-case letters and digits); None: not joinable by text.
+    text_code: Mapped[str | None] = mapped_column(sa.String(12), unique=True)
+    # Double opt-in: JOIN asks "reply YES"; False joins at once (the JOIN text is the consent).
+    join_needs_confirmation: Mapped[bool] = mapped_column(default=True)
+    # No ordinary texts between these local times (member's zone, else the group's); urgent ones go.
+    quiet_start: Mapped[dt.time] = mapped_column(sa.Time, default=dt.time(21, 0))
+    quiet_end: Mapped[dt.time] = mapped_column(sa.Time, default=dt.time(8, 0))
+    # Told in HELP and in every acknowledgement: who to call in an emergency.
+    crisis_resource: Mapped[str] = mapped_column(sa.String(300), default="")
+    # How to reach a person (a coordinator's phone or e-mail), told in HELP.
+    coordinator_contact: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lines: Mapped[list[Line]] = relationship(back_populates="group")
@@ -72,6 +83,9 @@ class Line(Base):
     phone_number: Mapped[str] = mapped_column(Phone, unique=True)
     twilio_sid: Mapped[str | None] = mapped_column(sa.String(34))  # PN…, when known
     label: Mapped[str] = mapped_column(sa.String(80), default="")
+    # Twilio's throughput for this sender: 1/s long code, 3/s toll-free, 100/s short code…
+    sms_rate: Mapped[float] = mapped_column(default=1.0)
+    sms_rate_unit: Mapped[str] = mapped_column(sa.String(8), default="segments")  # segments | messages
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     group: Mapped[Group] = relationship(back_populates="lines")
@@ -87,6 +101,9 @@ class Member(Base):
     language: Mapped[str | None] = mapped_column(sa.String(8))  # None: the group's
     timezone: Mapped[str | None] = mapped_column(sa.String(64))  # None: the group's
     preferences: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # ok | invalid (not a number Twilio can text) | landline | unreachable — set from send errors.
+    sms_status: Mapped[str] = mapped_column(sa.String(12), default="ok")
+    sms_status_detail: Mapped[str] = mapped_column(sa.String(120), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="member")
@@ -170,8 +187,75 @@ class Message(Base):
     error_message: Mapped[str | None] = mapped_column(sa.String(255))
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
     urgent: Mapped[bool] = mapped_column(default=False)
+    # What it is, for the send rules: reply | opt_out_confirmation | broadcast | reminder | …
+    kind: Mapped[str] = mapped_column(sa.String(24), default="message")
+    broadcast_id: Mapped[int | None] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="SET NULL"),
+                                                     index=True)
+    encoding: Mapped[str] = mapped_column(sa.String(8), default="GSM-7")  # GSM-7 | UCS-2
+    segments: Mapped[int] = mapped_column(default=1)
+    attempts: Mapped[int] = mapped_column(default=0)
+    send_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # deferred by quiet hours
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # handed to Twilio
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MessageEvent(Base):
+    """Every status callback, as it came. The row's status is the furthest one seen:
+    a callback that beats the send job to the SID is kept here and applied then."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (sa.UniqueConstraint("twilio_sid", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    twilio_sid: Mapped[str] = mapped_column(sa.String(34), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error_code: Mapped[int | None]
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Broadcast(Base):
+    """A coordinator's text to every opted-in member of a group."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(sa.Text)
+    requested_by: Mapped[int | None] = mapped_column(sa.ForeignKey("coordinators.id", ondelete="SET NULL"))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    recipients: Mapped[int | None]  # known once fanned out
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboxItem(Base):
+    """A text no feature claimed: a coordinator should read it."""
+
+    __tablename__ = "inbox_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"), index=True)
+    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(sa.String(8), default="open")  # open | done
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MeetingSeries(Base):
+    """A recurring phone meeting: an RFC 5545 RRULE in the group's wall-clock time."""
+
+    __tablename__ = "meeting_series"
+    __table_args__ = (sa.UniqueConstraint("line_id", "access_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(sa.ForeignKey("lines.id", ondelete="CASCADE"))  # dial-in
+    title: Mapped[str] = mapped_column(sa.String(120))  # for coordinators; members hear the group
+    first_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # DTSTART
+    rrule: Mapped[str] = mapped_column(sa.String(255), default="FREQ=WEEKLY")
+    duration_minutes: Mapped[int] = mapped_column(default=60)
+    access_code: Mapped[str] = mapped_column(sa.String(12))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    group: Mapped[Group] = relationship()
+    line: Mapped[Line] = relationship()
 
 
 class Call(Base):

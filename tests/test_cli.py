@@ -15,6 +15,7 @@ import redis
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from telline import migrate
 from telline.cli import cli
 from telline.models import Line
 
@@ -29,8 +30,8 @@ def test_db_upgrade_builds_an_empty_sqlite_database(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     result = invoke(["db", "upgrade"], {"TELLINE_DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-    assert "database at 0001" in result.output
-    assert invoke(["db", "current"], {"TELLINE_DATABASE_URL": url}).stdout.strip() == "0001"
+    assert f"database at {migrate.head()}" in result.stdout
+    assert invoke(["db", "current"], {"TELLINE_DATABASE_URL": url}).stdout.strip() == migrate.head()
 
 
 def test_groups_and_lines_from_the_command_line(tmp_path):

@@ -5,7 +5,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from telline import migrate
 from telline.db import make_engine
@@ -30,14 +29,10 @@ def empty_database_url(request, tmp_path):
     admin.dispose()
 
 
-def head() -> str:
-    return ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
-
-
 def test_migrations_build_an_empty_database_that_matches_the_models(empty_database_url):
     assert migrate.current(empty_database_url) is None
     migrate.upgrade(empty_database_url)
-    assert migrate.current(empty_database_url) == head()
+    assert migrate.current(empty_database_url) == migrate.head()
     engine = make_engine(empty_database_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
@@ -53,13 +48,13 @@ def test_migrations_go_down_and_up_again(empty_database_url):
     migrate.downgrade(empty_database_url, "base")
     assert migrate.current(empty_database_url) is None
     migrate.upgrade(empty_database_url)
-    assert migrate.current(empty_database_url) == head()
+    assert migrate.current(empty_database_url) == migrate.head()
 
 
 def test_upgrade_twice_is_harmless(empty_database_url):
     migrate.upgrade(empty_database_url)
     migrate.upgrade(empty_database_url)
-    assert migrate.current(empty_database_url) == head()
+    assert migrate.current(empty_database_url) == migrate.head()
 
 
 def test_times_come_back_aware_and_in_utc(session):
@@ -99,3 +94,25 @@ def test_a_phone_number_belongs_to_one_member(session):
     with pytest.raises(sa.exc.IntegrityError):
         session.commit()
     session.rollback()
+
+
+def test_upgrading_a_database_with_rows_keeps_them_and_fills_new_columns(empty_database_url):
+    migrate.upgrade(empty_database_url, "0001")
+    engine = make_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO groups (name, language, timezone, default_region, created_at) "
+                             "VALUES ('Carers', 'en', 'UTC', 'GB', CURRENT_TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO lines (group_id, phone_number, label, created_at) "
+                             "VALUES (1, '+441234567890', '', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    from sqlalchemy.orm import Session
+    from telline.models import Line
+    with Session(engine) as session:
+        group = session.get(Group, 1)
+        assert (group.name, group.quiet_start, group.quiet_end, group.join_needs_confirmation) == \
+            ("Carers", dt.time(21), dt.time(8), True)
+        line = session.get(Line, 1)
+        assert (line.sms_rate, line.sms_rate_unit) == (1.0, "segments")
+    engine.dispose()

@@ -4,6 +4,8 @@ There is no alembic.ini: `telline db upgrade` and the tests build the Config in
 telline.migrate, so the one source of the database URL stays telline.config.
 """
 
+import contextlib
+
 from alembic import context
 from telline.db import make_engine
 from telline.models import Base, UTCDateTime
@@ -19,10 +21,31 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     try:
-        with engine.begin() as connection:
-            _run(connection)
+        with engine.connect() as connection:
+            with _sqlite_foreign_keys_off(connection):
+                with connection.begin():
+                    _run(connection)
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """SQLite ALTERs in batch mode copy, drop and rename tables: with foreign keys on, the
+    drop would cascade to child rows. Alembic's advice: turn them off around the migration,
+    then check nothing points nowhere before turning them back on."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection  # outside any transaction: PRAGMA takes effect
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows pointing nowhere: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 def _render_item(type_, obj, _autogen_context):

@@ -42,6 +42,9 @@ def create_app(config: Settings | Mapping | None = None) -> Flask:
     gateway.init_app(app, settings)
     metrics.init_app(app)
 
+    from telline import sms
+    sms.init_app(app)
+
     from telline import health
     from telline.twilio import webhooks
     app.register_blueprint(health.bp)

@@ -58,6 +58,8 @@ def _check_ids(args: tuple, kwargs: dict) -> None:
     # Jobs take ids and re-read their rows: a row object pickled into Redis would
     # be stale by the time the job runs, and could carry a member's number into Redis.
     for value in (*args, *kwargs.values()):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
+            continue  # a batch of ids
         if not isinstance(value, (int, str, bool, type(None))):
             raise TypeError(f"job arguments must be ids or short strings, not {type(value).__name__}")
 

@@ -1,10 +1,12 @@
-"""Storing an incoming text, once per MessageSid, whatever it says.
+"""An incoming text: stored once per MessageSid, whatever it says, then routed.
 
-Routing (keywords, consent, JOIN, …) builds on this in telline.sms.router.
+Routing (telline.sms.router) decides who answers; this module only builds what
+handlers need to know about the text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import sqlalchemy as sa
@@ -13,27 +15,45 @@ from sqlalchemy.orm import Session
 from telline import phone
 from telline.dedupe import first_time
 from telline.lines import line_for
-from telline.models import Member, Message
+from telline.models import Group, Member, Message
+from telline.sms import keywords
+from telline.sms.router import Inbound, Router
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1600  # Twilio's own limit; anything longer is not from Twilio, keep what fits
 
 
-def receive_text(session: Session, *, message_sid: str, from_raw: str | None, to_raw: str | None,
-                 body: str | None, num_media: int) -> Message | None:
-    """The stored row, or None when this MessageSid was already handled."""
-    if not first_time(session, f"sms:{message_sid}"):
-        log.info("duplicate inbound text ignored", extra={"message_sid": message_sid})
-        return None
-    sender = phone.from_twilio(from_raw)
-    line = line_for(session, phone.from_twilio(to_raw))
-    member_id = session.scalar(sa.select(Member.id).where(Member.phone == sender)) if sender else None
-    message = Message(direction="inbound", twilio_sid=message_sid, status="received",
-                      line_id=line.id if line else None, member_id=member_id,
-                      from_number=sender, to_number=line.phone_number if line else phone.from_twilio(to_raw),
-                      body=(body or "")[:MAX_BODY], num_media=num_media)
+@dataclasses.dataclass(frozen=True)
+class IncomingText:
+    """The fields of Twilio's webhook that telline uses, as the webhook parsed them."""
+
+    message_sid: str
+    from_raw: str | None
+    to_raw: str | None
+    body: str | None
+    num_media: int = 0
+    opt_out_type: str | None = None  # Twilio's Advanced Opt-Out: STOP | START | HELP
+
+
+def handle_text(session: Session, router: Router, text: IncomingText) -> str:
+    """Store and route one text; returns the handler that took it ('duplicate' for a retry)."""
+    if not first_time(session, f"sms:{text.message_sid}"):
+        log.info("duplicate inbound text ignored", extra={"message_sid": text.message_sid})
+        return "duplicate"
+    sender = phone.from_twilio(text.from_raw)
+    line = line_for(session, phone.from_twilio(text.to_raw))
+    member = session.scalar(sa.select(Member).where(Member.phone == sender)) if sender else None
+    message = Message(direction="inbound", twilio_sid=text.message_sid, status="received",
+                      line_id=line.id if line else None, member_id=member.id if member else None,
+                      from_number=sender, to_number=line.phone_number if line else phone.from_twilio(text.to_raw),
+                      body=(text.body or "")[:MAX_BODY], num_media=text.num_media)
     session.add(message)
+    session.flush()
+    inbound = Inbound(message=message, line=line, group=session.get(Group, line.group_id) if line else None,
+                      member=member, keyword=keywords.parse(text.body), opt_out_type=text.opt_out_type)
+    handled_by = router.route(session, inbound)
     session.commit()
-    log.info("inbound text stored", extra={"message_sid": message_sid, "from": phone.mask(sender),
-                                           "line_known": line is not None, "chars": len(message.body)})
-    return message
+    log.info("inbound text", extra={"message_sid": text.message_sid, "from": phone.mask(sender),
+                                    "line_known": line is not None, "handled_by": handled_by,
+                                    "chars": len(message.body)})
+    return handled_by

@@ -1,28 +1,56 @@
-"""SMS webhooks: parse Twilio's form, call the domain, render TwiML. Nothing else."""
+"""SMS webhooks: parse Twilio's form, call the domain, answer. Nothing else.
+
+  POST /twilio/sms          an incoming text (configured on the number)
+  POST /twilio/sms/status   status callbacks for texts telline sent
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
 from telline import db, metrics
-from telline.sms.inbound import receive_text
+from telline.sms.inbound import IncomingText, handle_text
+from telline.sms.router import router
+from telline.sms.status import RANK, record_status
 from telline.twilio import twiml
 
 bp = Blueprint("sms", __name__)
 
 
+def _sid(field: str, prefixes: tuple[str, ...]) -> str:
+    sid = request.form.get(field, "").strip()
+    if not sid.startswith(prefixes) or len(sid) > 34:
+        metrics.WEBHOOKS.labels(route="sms", outcome="bad_request").inc()
+        abort(400, f"{field} missing or malformed")
+    return sid
+
+
 @bp.post("/sms")
 def incoming_text():
-    message_sid = request.form.get("MessageSid", "").strip()
-    if not message_sid.startswith(("SM", "MM")) or len(message_sid) > 34:
-        metrics.WEBHOOKS.labels(route="sms", outcome="bad_request").inc()
-        abort(400, "MessageSid missing or malformed")
     try:
         num_media = max(0, int(request.form.get("NumMedia") or 0))
     except ValueError:
         num_media = 0
-    stored = receive_text(db.session(), message_sid=message_sid, from_raw=request.form.get("From"),
-                          to_raw=request.form.get("To"), body=request.form.get("Body"),
-                          num_media=num_media)
-    metrics.WEBHOOKS.labels(route="sms", outcome="stored" if stored else "duplicate").inc()
+    text = IncomingText(message_sid=_sid("MessageSid", ("SM", "MM")), from_raw=request.form.get("From"),
+                        to_raw=request.form.get("To"), body=request.form.get("Body"), num_media=num_media,
+                        opt_out_type=(request.form.get("OptOutType") or "").upper() or None)
+    handled_by = handle_text(db.session(), router(), text)
+    metrics.WEBHOOKS.labels(route="sms", outcome=handled_by).inc()
+    # Replies go through the outbound pipeline (tracked, rate-limited): nothing in the TwiML.
     return Response(twiml.no_reply(), content_type="text/xml; charset=utf-8")
+
+
+@bp.post("/sms/status")
+def message_status():
+    sid = _sid("MessageSid", ("SM", "MM"))
+    status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip().lower()
+    if status not in RANK:
+        metrics.WEBHOOKS.labels(route="sms_status", outcome="bad_request").inc()
+        abort(400, "unknown MessageStatus")
+    try:
+        error_code = int(request.form.get("ErrorCode") or 0) or None
+    except ValueError:
+        error_code = None
+    fresh = record_status(db.session(), sid, status, error_code)
+    metrics.WEBHOOKS.labels(route="sms_status", outcome=status if fresh else "duplicate").inc()
+    return Response(status=204)

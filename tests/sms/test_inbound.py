@@ -15,7 +15,7 @@ def text(client, body="hello", sid="SM" + "a" * 32, sender="+33612345678", **ext
 
 
 def messages(session):
-    return session.scalars(sa.select(Message).order_by(Message.id)).all()
+    return session.scalars(sa.select(Message).where(Message.direction == "inbound").order_by(Message.id)).all()
 
 
 def add_line(session):

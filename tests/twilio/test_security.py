@@ -107,7 +107,7 @@ class TestBehindAProxy:
         assert r.status_code == 200
         # …and a request signed for the inside URL is refused in that mode.
         r = post_signed(client, "/twilio/sms", dict(FORM, MessageSid="SM" + "c" * 32),
-                        base="http://internal:8000")
+                        base="http://internal:8000", signed_url="http://internal:8000/twilio/sms")
         assert r.status_code == 403
 
 

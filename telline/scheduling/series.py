@@ -1,0 +1,73 @@
+"""Recurring meetings: create a series, find its next start.
+
+A series stores its first start (UTC) and an RRULE. Recurrence is computed in the
+group's wall-clock time, so "Tuesdays at 19:00" stays 19:00 across DST changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from dateutil.rrule import rrulestr
+from sqlalchemy.orm import Session
+
+from telline.models import Group, Line, MeetingSeries
+
+ACCESS_CODE_DIGITS = 7  # 10 million codes per line: not guessable in the tries a caller gets
+
+
+class InvalidSeries(ValueError):
+    pass
+
+
+def create_series(session: Session, *, group: Group, line: Line, title: str, first_start_local: dt.datetime,
+                  rrule: str = "FREQ=WEEKLY", duration_minutes: int = 60) -> MeetingSeries:
+    """first_start_local is naive, in the group's time zone (what a coordinator types)."""
+    if first_start_local.tzinfo is not None:
+        raise InvalidSeries("give the first start as the group's local time, without a zone")
+    if line.group_id != group.id:
+        raise InvalidSeries("the dial-in line belongs to another group")
+    if not 5 <= duration_minutes <= 24 * 60:
+        raise InvalidSeries("a meeting lasts between 5 minutes and 24 hours")
+    try:
+        rrulestr(rrule, dtstart=first_start_local)
+    except (ValueError, TypeError) as exc:
+        raise InvalidSeries(f"the recurrence rule {rrule!r} is not valid: {exc}") from None
+    zone = ZoneInfo(group.timezone)
+    series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
+                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.timezone.utc),
+                           rrule=rrule, duration_minutes=duration_minutes,
+                           access_code=_unused_code(session, line.id))
+    session.add(series)
+    return series
+
+
+def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
+    """The first start at or after `after` (aware), as an aware UTC datetime."""
+    local_first = series.first_start.astimezone(zone).replace(tzinfo=None)
+    rule = rrulestr(series.rrule, dtstart=local_first)
+    found = rule.after(after.astimezone(zone).replace(tzinfo=None), inc=True)
+    return found.replace(tzinfo=zone).astimezone(dt.timezone.utc) if found else None
+
+
+def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[MeetingSeries, dt.datetime] | None:
+    """The group's next meeting, or the one on now."""
+    zone = ZoneInfo(group.timezone)
+    best = None
+    for series in session.scalars(sa.select(MeetingSeries).where(
+            MeetingSeries.group_id == group.id, MeetingSeries.active.is_(True))):
+        start = next_start(series, zone, now - dt.timedelta(minutes=series.duration_minutes))
+        if start and (best is None or start < best[1]):
+            best = (series, start)
+    return best
+
+
+def _unused_code(session: Session, line_id: int) -> str:
+    taken = set(session.scalars(sa.select(MeetingSeries.access_code).where(MeetingSeries.line_id == line_id)))
+    while True:
+        code = f"{secrets.randbelow(10 ** ACCESS_CODE_DIGITS):0{ACCESS_CODE_DIGITS}d}"
+        if code not in taken and len(set(code)) > 2:  # no 0000000 or 1212121
+            return code

@@ -1,0 +1,49 @@
+"""The consent ledger: append an event, read a number's current consent.
+
+Consent belongs to a phone number, not a member, and covers the whole of
+telline: a STOP sent to one line stops every text from telline to that number
+until it opts back in. The latest event decides; no events means "never asked".
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from telline import phone
+from telline.models import ConsentEvent
+
+log = logging.getLogger(__name__)
+OPT_IN, OPT_OUT = "opt_in", "opt_out"
+
+
+def record(session: Session, number: str, action: str, source: str, *, group_id: int | None = None,
+           detail: str = "", channel: str = "sms") -> ConsentEvent:
+    if action not in (OPT_IN, OPT_OUT):
+        raise ValueError(f"unknown consent action {action!r}")
+    event = ConsentEvent(phone=number, channel=channel, action=action, source=source,
+                         group_id=group_id, detail=detail[:200])
+    session.add(event)
+    log.info("consent recorded", extra={"to": phone.mask(number), "action": action, "source": source})
+    return event
+
+
+def current(session: Session, number: str, channel: str = "sms") -> str | None:
+    return session.scalar(
+        sa.select(ConsentEvent.action)
+        .where(ConsentEvent.phone == number, ConsentEvent.channel == channel)
+        .order_by(ConsentEvent.id.desc()).limit(1))
+
+
+def is_opted_out(session: Session, number: str) -> bool:
+    return current(session, number) == OPT_OUT
+
+
+def latest_by_number(channel: str = "sms"):
+    """A subquery (phone, action) of each number's latest event — for bulk selections."""
+    newest = (sa.select(sa.func.max(ConsentEvent.id).label("id"))
+              .where(ConsentEvent.channel == channel).group_by(ConsentEvent.phone).subquery())
+    return (sa.select(ConsentEvent.phone, ConsentEvent.action)
+            .join(newest, ConsentEvent.id == newest.c.id).subquery())

@@ -1,0 +1,222 @@
+"""The job that hands one outbound text to Twilio — at most once, whatever happens.
+
+A message row moves: pending → submitting → (Twilio's statuses: queued, sent, delivered…)
+with side exits: deferred (quiet hours), retrying (Twilio said "later"), refused (we
+would not send: opted out, not a textable number), failed (Twilio said no for good).
+
+"submitting" is committed *before* the request goes out. A job that finds a row in
+that state knows a request may have reached Twilio (a worker killed mid-request, a
+connection dropped after sending): it looks for the message in Twilio's Messages
+list before sending again. Creating a message is not idempotent; this is what makes
+a resend safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from telline import db, phone
+from telline.models import Group, Line, Member, Message, utcnow
+from telline.queue import queues
+from telline.sms import consent
+from telline.sms.outbound import BACKOFF, retry_policy
+from telline.sms.quiet_hours import next_allowed
+from telline.sms.rate import SenderRateLimiter
+from telline.sms.status import apply_known_events
+from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway
+
+log = logging.getLogger(__name__)
+
+CLAIMABLE = ("pending", "deferred", "retrying")
+MAX_ATTEMPTS = len(BACKOFF) + 1
+# A row claimed more recently than this may still have its request in flight elsewhere.
+CLAIM_TIMEOUT = dt.timedelta(seconds=120)
+RATE_WAIT = 30.0  # seconds a job waits for the line's rate before handing its place back
+
+OPTED_OUT = 21610
+NOT_TEXTABLE = {21211: "invalid", 21614: "landline", 21635: "landline"}
+
+
+class SendRetry(Exception):
+    """Twilio asked us to slow down or failed on its side: RQ retries with backoff."""
+
+
+def deliver(message_id: int) -> str:
+    """Send one text if it still needs sending. Returns the row's status (for logs and tests)."""
+    session = db.session()
+    msg = session.get(Message, message_id)
+    if msg is None or msg.direction != "outbound":
+        return "gone"
+    if msg.status == "submitting":
+        if msg.updated_at > utcnow() - CLAIM_TIMEOUT and msg.attempts:
+            return _later(msg, CLAIM_TIMEOUT.total_seconds(), "another attempt may still be in flight")
+        if _reconcile(session, msg):
+            return msg.status
+    elif msg.status not in CLAIMABLE:
+        return msg.status  # handed over, refused or failed already: a repeated job does nothing
+
+    line = session.get(Line, msg.line_id)
+    member = session.get(Member, msg.member_id) if msg.member_id else None
+    refusal = _refusal(session, msg, member)
+    if refusal:
+        return _finish(session, msg, "refused", message=refusal)
+
+    if not msg.urgent:
+        until = _quiet_until(session, msg, line, member)
+        if until:
+            msg.status, msg.send_after = "deferred", until
+            session.commit()
+            queues()[_queue_for(msg)].enqueue_at(until, deliver, msg.id, retry=retry_policy())
+            log.info("text deferred by quiet hours", extra={"message_id": msg.id, "until": until.isoformat()})
+            return msg.status
+
+    cost = msg.segments if line.sms_rate_unit == "segments" else 1
+    if not limiter().acquire(line.phone_number, line.sms_rate, cost=cost, timeout=RATE_WAIT):
+        return _later(msg, 1.0, "line at its rate")
+
+    if not _claim(session, msg):
+        return msg.status
+    try:
+        sent = gateway().send_sms(from_=line.phone_number, to=msg.to_number, body=msg.body,
+                                  status_callback=_status_callback_url())
+    except TwilioError as exc:
+        return _refused_by_twilio(session, msg, member, exc)
+    except OutcomeUnknown:
+        log.warning("send outcome unknown; reconciling", extra={"message_id": msg.id})
+        time.sleep(0.5)  # give Twilio's list a moment to show a message it did create
+        if _reconcile(session, msg):
+            return msg.status
+        raise  # still unknown: RQ retries; the next attempt reconciles again before sending
+    _handed_over(session, msg, sent.sid, sent.status)
+    return msg.status
+
+
+def deliver_batch(message_ids: list[int]) -> dict[str, int]:
+    """Broadcast fan-out: one job sends a batch, each message on its own terms.
+
+    A message that needs a retry gets its own retrying job, so one refusal does not
+    resend the rest of the batch.
+    """
+    outcome: dict[str, int] = {}
+    for message_id in message_ids:
+        try:
+            status = deliver(message_id)
+        except (SendRetry, OutcomeUnknown, TwilioError):
+            status = "retrying"
+            queues()["bulk"].enqueue_in(dt.timedelta(seconds=BACKOFF[0]), deliver, message_id,
+                                        retry=retry_policy())
+        finally:
+            db.session().rollback()  # leave nothing half-done for the next message
+        outcome[status] = outcome.get(status, 0) + 1
+    return outcome
+
+
+# --- steps ----------------------------------------------------------------------
+def _refusal(session: Session, msg: Message, member: Member | None) -> str | None:
+    if not msg.to_number:
+        return "no number to text"
+    if msg.kind != "opt_out_confirmation" and consent.is_opted_out(session, msg.to_number):
+        return "the number opted out"
+    if member is not None and member.sms_status in ("invalid", "landline"):
+        return f"the number cannot receive texts ({member.sms_status})"
+    return None
+
+
+def _quiet_until(session: Session, msg: Message, line: Line, member: Member | None) -> dt.datetime | None:
+    group = session.get(Group, line.group_id)
+    zone = ZoneInfo((member.timezone if member and member.timezone else None) or group.timezone)
+    return next_allowed(utcnow(), zone, group.quiet_start, group.quiet_end)
+
+
+def _claim(session: Session, msg: Message) -> bool:
+    """Mark the row "submitting" — only if nobody else did in the meantime."""
+    claimed = session.execute(
+        sa.update(Message)
+        .where(Message.id == msg.id, Message.status.in_((*CLAIMABLE, "submitting")))
+        .values(status="submitting", attempts=Message.attempts + 1, updated_at=utcnow())
+    ).rowcount
+    session.commit()
+    session.refresh(msg)
+    return claimed == 1
+
+
+def _reconcile(session: Session, msg: Message) -> bool:
+    """Adopt the message Twilio already has for this row, if it has one."""
+    line = session.get(Line, msg.line_id)
+    found = gateway().find_messages(to=msg.to_number, from_=line.phone_number,
+                                    sent_after=msg.created_at - dt.timedelta(days=1))
+    taken = set(session.scalars(sa.select(Message.twilio_sid).where(
+        Message.twilio_sid.in_([m.sid for m in found]))))
+    earliest = msg.created_at - dt.timedelta(minutes=2)  # clocks differ a little
+    for candidate in reversed(found):  # oldest first: the first send is the one to adopt
+        created = candidate.date_created
+        if (candidate.body == msg.body and candidate.sid not in taken
+                and (created is None or created >= earliest)):
+            log.info("reconciled: Twilio had the message", extra={"message_id": msg.id})
+            _handed_over(session, msg, candidate.sid, candidate.status)
+            return True
+    return False
+
+
+def _handed_over(session: Session, msg: Message, sid: str, status: str | None) -> None:
+    msg.twilio_sid, msg.status, msg.sent_at = sid, status or "queued", utcnow()
+    msg.error_code = msg.error_message = None
+    apply_known_events(session, msg)  # callbacks that arrived before we knew the SID
+    session.commit()
+    log.info("text handed to Twilio", extra={"message_id": msg.id, "to": phone.mask(msg.to_number),
+                                             "segments": msg.segments})
+
+
+def _refused_by_twilio(session: Session, msg: Message, member: Member | None, exc: TwilioError) -> str:
+    msg.error_code, msg.error_message = exc.code, exc.message[:255]
+    if exc.code == OPTED_OUT:
+        consent.record(session, msg.to_number, consent.OPT_OUT, "carrier", detail="Twilio error 21610")
+        return _finish(session, msg, "refused", code=exc.code, message="the number opted out (21610)")
+    if exc.code in NOT_TEXTABLE:
+        if member is not None:
+            member.sms_status, member.sms_status_detail = NOT_TEXTABLE[exc.code], f"Twilio error {exc.code}"
+        return _finish(session, msg, "failed", code=exc.code, message=exc.message)
+    if exc.retryable and msg.attempts < MAX_ATTEMPTS:
+        msg.status = "retrying"
+        session.commit()
+        log.warning("Twilio asked to retry", extra={"message_id": msg.id, "status": exc.status,
+                                                      "code": exc.code, "attempt": msg.attempts})
+        raise SendRetry(str(exc)) from exc
+    return _finish(session, msg, "failed", code=exc.code, message=exc.message)
+
+
+def _finish(session: Session, msg: Message, status: str, *, code: int | None = None,
+            message: str = "") -> str:
+    msg.status, msg.error_code, msg.error_message = status, code, message[:255]
+    session.commit()
+    log.info("text not sent", extra={"message_id": msg.id, "status": status, "reason": message})
+    return status
+
+
+def _later(msg: Message, seconds: float, why: str) -> str:
+    queues()[_queue_for(msg)].enqueue_in(dt.timedelta(seconds=seconds), deliver, msg.id, retry=retry_policy())
+    log.info("send put back", extra={"message_id": msg.id, "reason": why})
+    return msg.status
+
+
+def _queue_for(msg: Message) -> str:
+    return "urgent" if msg.urgent else "bulk" if msg.broadcast_id else "default"
+
+
+def _status_callback_url() -> str | None:
+    public = current_app.config["TELLINE"].public_url
+    return f"{public}/twilio/sms/status" if public else None
+
+
+def limiter() -> SenderRateLimiter:
+    key = "telline.sms_rate_limiter"
+    if key not in current_app.extensions:
+        current_app.extensions[key] = SenderRateLimiter(queues().connection)
+    return current_app.extensions[key]

@@ -152,6 +152,74 @@ def group_add_line(group_id, number):
     click.echo(f"line {line.id} ({line.phone_number}) now answers for group {group_id}")
 
 
+@group_group.command("configure")
+@click.argument("group_id", type=int)
+@click.option("--text-code", help="What members text after JOIN, e.g. CARE42.")
+@click.option("--confirm-join/--no-confirm-join", default=None,
+              help="Double opt-in: JOIN asks for YES (the default) or joins at once.")
+@click.option("--quiet-hours", metavar="HH:MM-HH:MM", help="No ordinary texts then (local time); 'none' for none.")
+@click.option("--crisis", help="Said in HELP and acknowledgements, e.g. 'call 116 123 (Samaritans)'.")
+@click.option("--contact", help="How to reach a coordinator, said in HELP.")
+def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, contact):
+    """Change a group's SMS settings."""
+    from telline import groups
+    try:
+        group = groups.configure_group(group_id, text_code=text_code, join_needs_confirmation=confirm_join,
+                                       quiet_hours=quiet_hours, crisis_resource=crisis, coordinator_contact=contact)
+    except groups.InvalidGroup as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"group {group.id}: code {group.text_code or '-'}, quiet hours "
+               f"{group.quiet_start:%H:%M}-{group.quiet_end:%H:%M}, "
+               f"{'double' if group.join_needs_confirmation else 'single'} opt-in")
+
+
+@group_group.command("line-rate")
+@click.argument("number")
+@click.argument("per_second", type=float)
+@click.option("--unit", type=click.Choice(["segments", "messages"]), default="segments", show_default=True)
+def group_line_rate(number, per_second, unit):
+    """Set a line's SMS throughput (Twilio's: long code 1, toll-free 3, short code 100 per second)."""
+    from telline import groups
+    try:
+        line = groups.set_line_rate(number, per_second, unit)
+    except groups.InvalidGroup as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"line {line.id}: at most {line.sms_rate:g} {line.sms_rate_unit} per second")
+
+
+@cli.group("sms")
+def sms_group():
+    """Texts: broadcasts and delivery problems."""
+
+
+@sms_group.command("broadcast")
+@click.argument("group_id", type=int)
+@click.argument("body")
+@click.option("--key", help="Idempotency key: the same key never sends twice.")
+def sms_broadcast(group_id, body, key):
+    """Text every opted-in member of a group (sent by the workers)."""
+    from telline import db
+    from telline.sms.broadcast import start_broadcast
+    from telline.sms.outbound import InvalidText
+    session = db.session()
+    try:
+        broadcast = start_broadcast(session, group_id=group_id, body=body, idempotency_key=key)
+    except InvalidText as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"broadcast {broadcast.id} queued")
+
+
+@sms_group.command("failures")
+@click.option("--group", "group_id", type=int, help="Only this group's members.")
+def sms_failures(group_id):
+    """Members whose texts fail, and why (numbers masked)."""
+    from telline import db
+    from telline.sms.reports import failures
+    for row in failures(db.session(), group_id):
+        click.echo(f"member {row.member_id:>5}  {row.number:<16} {row.problem:<12} {row.detail}")
+
+
 def main():
     from telline.config import ConfigError
     try:

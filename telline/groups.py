@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import zoneinfo
 
 import phonenumbers
@@ -51,3 +53,64 @@ def add_line(group_id: int, number: str) -> Line:
     session.add(line)
     session.commit()
     return line
+
+
+def configure_group(group_id: int, *, text_code: str | None = None, join_needs_confirmation: bool | None = None,
+                    quiet_hours: str | None = None, crisis_resource: str | None = None,
+                    coordinator_contact: str | None = None) -> Group:
+    """Change a group's SMS settings; None leaves a setting as it is."""
+    session = db.session()
+    group = session.get(Group, group_id)
+    if group is None:
+        raise InvalidGroup(f"There is no group {group_id}.")
+    if text_code is not None:
+        code = re.sub(r"[\s-]", "", text_code).upper()
+        if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
+            raise InvalidGroup("A text code has 4 to 12 letters and digits, e.g. CARE42.")
+        if session.scalar(sa.select(Group.id).where(Group.text_code == code, Group.id != group.id)):
+            raise InvalidGroup(f"Another group already uses the code {code}.")
+        group.text_code = code
+    if join_needs_confirmation is not None:
+        group.join_needs_confirmation = join_needs_confirmation
+    if quiet_hours is not None:
+        group.quiet_start, group.quiet_end = parse_quiet_hours(quiet_hours)
+    if crisis_resource is not None:
+        group.crisis_resource = crisis_resource.strip()[:300]
+    if coordinator_contact is not None:
+        group.coordinator_contact = coordinator_contact.strip()[:200]
+    session.commit()
+    return group
+
+
+def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
+    """'21:00-08:00' → (21:00, 08:00); 'none' → no quiet hours (start == end)."""
+    if text.strip().lower() in ("none", "off", ""):
+        return dt.time(0, 0), dt.time(0, 0)
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    try:
+        start, end = (dt.time(int(match[1]), int(match[2])), dt.time(int(match[3]), int(match[4])))
+    except (TypeError, ValueError):
+        raise InvalidGroup("Quiet hours look like 21:00-08:00 (local time), or 'none'.") from None
+    return start, end
+
+
+def set_line_rate(number: str, per_second: float, unit: str) -> Line:
+    """A line's Twilio throughput: e.g. 1 segment/s for a long code, 100 for a short code."""
+    session = db.session()
+    line = session.scalar(sa.select(Line).where(Line.phone_number == _any_e164(number)))
+    if line is None:
+        raise InvalidGroup(f"No line has the number {number}.")
+    if not 0.01 <= per_second <= 1000:
+        raise InvalidGroup("A rate is between 0.01 and 1000 per second.")
+    if unit not in ("segments", "messages"):
+        raise InvalidGroup("The unit is 'segments' or 'messages'.")
+    line.sms_rate, line.sms_rate_unit = per_second, unit
+    session.commit()
+    return line
+
+
+def _any_e164(number: str) -> str:
+    try:
+        return phone.to_e164(number, None)
+    except phone.InvalidPhoneNumber as exc:
+        raise InvalidGroup(str(exc)) from None

@@ -44,7 +44,7 @@ def test_metrics_show_requests_webhook_outcomes_and_queue_depth(client):
     text = r.get_data(as_text=True)
     assert 'telline_http_requests_total{endpoint="health.healthz",method="GET",status="200"}' in text
     assert 'telline_webhooks_total{outcome="forbidden",route="sms"}' in text
-    assert 'telline_webhooks_total{outcome="stored",route="sms"}' in text
+    assert 'telline_webhooks_total{outcome="inbox",route="sms"}' in text
     assert 'telline_queue_depth{queue="bulk"} 2.0' in text
     assert 'telline_queue_depth{queue="urgent"} 0.0' in text
     assert "telline_redis_up 1.0" in text

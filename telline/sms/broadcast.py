@@ -1,0 +1,88 @@
+"""A coordinator's text to every opted-in member of a group, fanned out in batches.
+
+start_broadcast() writes one row; after commit, fan_out() (a bulk-queue job) writes
+one message row per recipient in a single INSERT and enqueues one deliver_batch job
+per BATCH messages in a single Redis round trip. Each message still goes through
+the whole send path (consent at send time, quiet hours, the line's rate).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from rq import Queue
+from sqlalchemy.orm import Session
+
+from telline import db
+from telline.models import Broadcast, Group, Line, Member, Membership, Message
+from telline.queue import enqueue_after_commit, queues
+from telline.sms import consent, segments
+from telline.sms.outbound import MAX_BODY, InvalidText, retry_policy
+
+log = logging.getLogger(__name__)
+BATCH = 50  # messages per job: few enough that a retry redoes little, many enough to keep workers busy
+
+
+def start_broadcast(session: Session, *, group_id: int, body: str, idempotency_key: str | None = None,
+                    requested_by: int | None = None) -> Broadcast:
+    body = (body or "").strip()
+    if not body or len(body) > MAX_BODY:
+        raise InvalidText(f"a text must have 1 to {MAX_BODY} characters, this one has {len(body)}")
+    if session.get(Group, group_id) is None:
+        raise InvalidText(f"there is no group {group_id}")
+    if sender_line(session, group_id) is None:
+        raise InvalidText("this group has no line to send from: add one with `telline group add-line`")
+    if idempotency_key:
+        existing = session.scalar(sa.select(Broadcast).where(Broadcast.idempotency_key == idempotency_key))
+        if existing is not None:
+            return existing
+    broadcast = Broadcast(group_id=group_id, body=body, idempotency_key=idempotency_key, requested_by=requested_by)
+    session.add(broadcast)
+    session.flush()
+    enqueue_after_commit(session, fan_out, broadcast.id, queue="bulk")
+    return broadcast
+
+
+def sender_line(session: Session, group_id: int) -> Line | None:
+    return session.scalar(sa.select(Line).where(Line.group_id == group_id).order_by(Line.id).limit(1))
+
+
+def recipients(session: Session, group_id: int):
+    """Active members whose number's latest consent is an opt-in and can receive texts."""
+    latest = consent.latest_by_number()
+    return (sa.select(Member.id, Member.phone)
+            .join(Membership, (Membership.member_id == Member.id) & (Membership.group_id == group_id)
+                  & (Membership.status == "active"))
+            .join(latest, (latest.c.phone == Member.phone) & (latest.c.action == consent.OPT_IN))
+            .where(Member.sms_status.not_in(("invalid", "landline")))
+            .order_by(Member.id))
+
+
+def fan_out(broadcast_id: int) -> int:
+    """Write the per-member rows (once) and enqueue their batches. Safe to run again."""
+    from telline.sms.delivery import deliver_batch
+    session = db.session()
+    broadcast = session.get(Broadcast, broadcast_id)
+    line = sender_line(session, broadcast.group_id)
+    measured = segments.measure(broadcast.body)
+    prefix = f"broadcast:{broadcast.id}:"
+    done = set(session.scalars(sa.select(Message.member_id).where(Message.broadcast_id == broadcast.id)))
+    rows = [dict(direction="outbound", status="pending", line_id=line.id, member_id=member_id,
+                 from_number=line.phone_number, to_number=number, body=broadcast.body, kind="broadcast",
+                 broadcast_id=broadcast.id, idempotency_key=f"{prefix}{member_id}",
+                 encoding=measured.encoding, segments=measured.count)
+            for member_id, number in session.execute(recipients(session, broadcast.group_id))
+            if member_id not in done]
+    if rows:
+        session.execute(sa.insert(Message), rows)
+    pending = list(session.scalars(sa.select(Message.id).where(
+        Message.broadcast_id == broadcast.id, Message.status == "pending").order_by(Message.id)))
+    broadcast.recipients = len(done) + len(rows)
+    session.commit()
+    bulk = queues()["bulk"]
+    bulk.enqueue_many([Queue.prepare_data(deliver_batch, args=(pending[i:i + BATCH],), retry=retry_policy())
+                       for i in range(0, len(pending), BATCH)])
+    log.info("broadcast fanned out", extra={"broadcast_id": broadcast.id, "recipients": broadcast.recipients,
+                                            "batches": -(-len(pending) // BATCH)})
+    return len(pending)

@@ -251,11 +251,51 @@ class MeetingSeries(Base):
     rrule: Mapped[str] = mapped_column(sa.String(255), default="FREQ=WEEKLY")
     duration_minutes: Mapped[int] = mapped_column(default=60)
     access_code: Mapped[str] = mapped_column(sa.String(12))
+    host_pin: Mapped[str | None] = mapped_column(sa.String(12))  # entered instead of the code: joins as host
     active: Mapped[bool] = mapped_column(default=True)
+    # --- how the bridge behaves (members' privacy first: the options are off by default)
+    join_early_minutes: Mapped[int] = mapped_column(default=10)
+    max_participants: Mapped[int] = mapped_column(default=40)  # Twilio allows 2–250
+    caller_id_joins: Mapped[bool] = mapped_column(default=False)  # a known member's number skips the code
+    host_leaving_ends: Mapped[bool] = mapped_column(default=True)
+    announce_entries: Mapped[bool] = mapped_column(default=False)  # a tone when someone joins or leaves
+    record_names: Mapped[bool] = mapped_column(default=False)  # callers say their first name, played on entry
+    record: Mapped[bool] = mapped_column(default=False)  # joiners are told first
+    wait_url: Mapped[str | None] = mapped_column(sa.String(500))  # hold music/message; None: Twilio's
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     group: Mapped[Group] = relationship()
     line: Mapped[Line] = relationship()
+
+
+class MeetingOccurrence(Base):
+    """One meeting of a series: its conference, its state, its roster and attendance."""
+
+    __tablename__ = "meeting_occurrences"
+    __table_args__ = (sa.UniqueConstraint("series_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_series.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(12), default="scheduled")  # scheduled|live|ended|cancelled
+    # Opaque: no group title, no names, no numbers (conference names are visible account-wide).
+    conference_name: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    conference_sid: Mapped[str | None] = mapped_column(sa.String(34), unique=True)
+    locked: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    series: Mapped[MeetingSeries] = relationship()
+
+
+class Announcement(Base):
+    """A sentence a host asked to be said to the room (fetched by Twilio through announce_url)."""
+
+    __tablename__ = "announcements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_occurrences.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(sa.String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Call(Base):
@@ -268,6 +308,12 @@ class Call(Base):
     from_number: Mapped[str | None] = mapped_column(Phone)  # None: anonymous, blocked or client:
     to_number: Mapped[str | None] = mapped_column(Phone)
     status: Mapped[str] = mapped_column(sa.String(16))
+    # The caller's way into a meeting, kept in the row (not in URLs): wrong codes, the meeting, the role.
+    code_attempts: Mapped[int] = mapped_column(default=0)
+    occurrence_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("meeting_occurrences.id", ondelete="SET NULL"), index=True)
+    role: Mapped[str | None] = mapped_column(sa.String(8))  # member | host, once admitted
+    name_recording_url: Mapped[str | None] = mapped_column(sa.String(500))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -280,6 +326,8 @@ class ConferenceParticipant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     conference_sid: Mapped[str] = mapped_column(sa.String(34), index=True)
     call_sid: Mapped[str] = mapped_column(sa.String(34))
+    occurrence_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("meeting_occurrences.id", ondelete="CASCADE"), index=True)
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"))
     role: Mapped[str] = mapped_column(sa.String(8), default="member")  # member | host
     muted: Mapped[bool] = mapped_column(default=False)

@@ -42,8 +42,9 @@ def create_app(config: Settings | Mapping | None = None) -> Flask:
     gateway.init_app(app, settings)
     metrics.init_app(app)
 
-    from telline import sms
+    from telline import sms, voice
     sms.init_app(app)
+    voice.init_app(app)  # after sms: it adds its text commands to the SMS router
 
     from telline import health
     from telline.twilio import webhooks

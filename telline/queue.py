@@ -8,6 +8,7 @@ Queues, drained in this order by every worker:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from flask import Flask, current_app
@@ -64,14 +65,15 @@ def _check_ids(args: tuple, kwargs: dict) -> None:
             raise TypeError(f"job arguments must be ids or short strings, not {type(value).__name__}")
 
 
-def enqueue_after_commit(session: Session, func: Callable, *args, queue: str = "default", **job_options) -> None:
+def enqueue_after_commit(session: Session, func: Callable, *args, queue: str = "default",
+                         at: dt.datetime | None = None, **job_options) -> None:
     """Send `func(*args)` to RQ once `session` commits; drop it if it rolls back.
 
-    job_options are RQ's own (job_id, retry, on_failure, at_front, …).
+    at: run it then (RQ's scheduler), not now. job_options are RQ's own (retry, at_front, …).
     """
     _check_ids(args, {})
     target = queues()[queue]
-    session.info.setdefault(_PENDING, []).append((target, func, args, job_options))
+    session.info.setdefault(_PENDING, []).append((target, func, args, at, job_options))
 
 
 def enqueue_now(func: Callable, *args, queue: str = "default", **job_options):
@@ -82,8 +84,11 @@ def enqueue_now(func: Callable, *args, queue: str = "default", **job_options):
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
-    for target, func, args, options in session.info.pop(_PENDING, ()):
-        target.enqueue(func, *args, **options)
+    for target, func, args, at, options in session.info.pop(_PENDING, ()):
+        if at is None:
+            target.enqueue(func, *args, **options)
+        else:
+            target.enqueue_at(at, func, *args, **options)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -11,9 +11,94 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, this number is not connected to a support group. Please check the number and call again. Goodbye.",
         "fr": "Désolé, ce numéro n'est relié à aucun groupe. Vérifiez le numéro et rappelez. Au revoir.",
     },
-    "voice.no_meeting": {
-        "en": "Welcome. There is no meeting on this line right now. Please call back at your meeting time. Goodbye.",
-        "fr": "Bienvenue. Il n'y a pas de réunion sur cette ligne en ce moment. Rappelez à l'heure de votre réunion. Au revoir.",
+    "voice.ask_code": {
+        "en": "Welcome to {group}. Please enter your meeting code, then press the hash key.",
+        "fr": "Bienvenue dans le groupe {group}. Tapez le code de votre réunion, puis la touche dièse.",
+    },
+    "voice.retry_code": {
+        "en": "Sorry, that code did not work. Please enter your meeting code, then press the hash key.",
+        "fr": "Désolé, ce code ne fonctionne pas. Tapez le code de votre réunion, puis la touche dièse.",
+    },
+    "voice.no_code": {
+        "en": "We did not hear a code. Please enter your meeting code, then press the hash key.",
+        "fr": "Nous n'avons pas reçu de code. Tapez le code de votre réunion, puis la touche dièse.",
+    },
+    "voice.wrong_code_goodbye": {
+        "en": "Sorry, we could not find your meeting. Please check your code with your coordinator, or text HELP to this number. Goodbye.",
+        "fr": "Désolé, nous n'avons pas trouvé votre réunion. Vérifiez le code auprès de votre coordinateur, ou envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.locked_out": {
+        "en": "Too many wrong codes were entered. Please try again in a quarter of an hour, or text HELP to this number. Goodbye.",
+        "fr": "Trop de codes erronés ont été saisis. Réessayez dans un quart d'heure, ou envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.next_meeting": {
+        "en": "There is no meeting right now. The next {group} meeting is on {when}.",
+        "fr": "Il n'y a pas de réunion en ce moment. La prochaine réunion du groupe {group} aura lieu {when}.",
+    },
+    "voice.offer_reminder": {
+        "en": "To get a text reminder before it, press 1.",
+        "fr": "Pour recevoir un rappel par SMS avant la réunion, tapez 1.",
+    },
+    "voice.no_meeting_planned": {
+        "en": "There is no meeting planned on this line right now. To reach a coordinator, text HELP to this number. Goodbye.",
+        "fr": "Aucune réunion n'est prévue sur cette ligne pour l'instant. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.goodbye": {
+        "en": "Thank you for calling. Goodbye.",
+        "fr": "Merci de votre appel. Au revoir.",
+    },
+    "voice.reminder_set": {
+        "en": "Thank you. We will text you before the meeting. Goodbye.",
+        "fr": "Merci. Nous vous enverrons un SMS avant la réunion. Au revoir.",
+    },
+    "voice.meeting_locked": {
+        "en": "This meeting is closed to new callers right now. To reach a coordinator, text HELP to this number. Goodbye.",
+        "fr": "Cette réunion est fermée aux nouveaux appels pour le moment. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.meeting_full": {
+        "en": "Sorry, this meeting is full. To reach a coordinator, text HELP to this number. Goodbye.",
+        "fr": "Désolé, cette réunion est complète. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.meeting_ended": {
+        "en": "This meeting has ended. To reach a coordinator, text HELP to this number. Goodbye.",
+        "fr": "Cette réunion est terminée. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
+    },
+    "voice.recorded": {
+        "en": "Please note: this meeting is recorded.",
+        "fr": "Attention : cette réunion est enregistrée.",
+    },
+    "voice.after_meeting": {
+        "en": "The meeting has ended. Thank you for joining. Goodbye.",
+        "fr": "La réunion est terminée. Merci d'y avoir participé. Au revoir.",
+    },
+    "sms.dialout_missed": {
+        "en": "We tried to call you for the {group} meeting. To join, call {number} and enter code {code} then #.",
+        "fr": "Nous avons essayé de vous appeler pour la réunion {group}. Pour la rejoindre, appelez le {number} et tapez le code {code} puis #.",
+    },
+    "voice.dialout_prompt": {
+        "en": "Hello, this is your {group} meeting, starting now. To join, press 1.",
+        "fr": "Bonjour, votre réunion {group} commence. Pour la rejoindre, tapez 1.",
+    },
+    "sms.control_mute": {"en": "You are muted. Text UNMUTE to speak.", "fr": "Votre micro est coupé. Envoyez PARLER pour parler."},
+    "sms.control_unmute": {"en": "You can speak now. Text MUTE to mute yourself.", "fr": "Vous pouvez parler. Envoyez MUET pour couper votre micro."},
+    "sms.control_hand_up": {"en": "Your hand is raised: the host has been told. Text HAND again to lower it.",
+                            "fr": "Main levée : l'animateur est prévenu. Envoyez MAIN à nouveau pour la baisser."},
+    "sms.control_hand": {"en": "Your hand is lowered.", "fr": "Main baissée."},
+    "sms.control_mute_all": {"en": "Everyone but the hosts is being muted.", "fr": "Tous les micros sauf ceux des animateurs sont coupés."},
+    "sms.control_lock": {"en": "The meeting is locked: new callers cannot join. Text UNLOCK to open it.",
+                         "fr": "La réunion est verrouillée : personne d'autre ne peut entrer. Envoyez DEVERROUILLER pour l'ouvrir."},
+    "sms.control_unlock": {"en": "The meeting is open to callers again.", "fr": "La réunion est de nouveau ouverte."},
+    "sms.control_end": {"en": "Ending the meeting for everyone.", "fr": "Fin de la réunion pour tout le monde."},
+    "sms.control_hosts_only": {"en": "Only a host can do that.", "fr": "Seul un animateur peut faire cela."},
+    "sms.host_hand_up": {"en": "{who} raised their hand.", "fr": "{who} lève la main."},
+    "sms.host_hand_down": {"en": "{who} lowered their hand.", "fr": "{who} a baissé la main."},
+    "sms.reminder": {
+        "en": "Reminder: {group} meets {when}. Call {number} and enter code {code} then #.",
+        "fr": "Rappel : réunion {group} {when}. Appelez le {number} et tapez le code {code} puis #.",
+    },
+    "sms.reminder_set": {
+        "en": "We'll text you before the {group} meeting on {when}. Text STOP to stop texts.",
+        "fr": "Nous vous enverrons un SMS avant la réunion {group} du {when}. Envoyez STOP pour arrêter.",
     },
     # --- SMS replies: short, plain, one idea each -----------------------------------
     "sms.opted_out": {

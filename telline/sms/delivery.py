@@ -61,6 +61,8 @@ def deliver(message_id: int) -> str:
             return msg.status
     elif msg.status not in CLAIMABLE:
         return msg.status  # handed over, refused or failed already: a repeated job does nothing
+    if msg.send_after and msg.send_after > utcnow() + dt.timedelta(seconds=1):
+        return _later(msg, (msg.send_after - utcnow()).total_seconds(), "not before its time")
 
     line = session.get(Line, msg.line_id)
     member = session.get(Member, msg.member_id) if msg.member_id else None

@@ -10,6 +10,7 @@ Twilio's errors.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from rq import Retry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from telline.models import Line, Message
+from telline.models import Line, Message, utcnow
 from telline.queue import enqueue_after_commit
 from telline.sms import segments
 
@@ -37,8 +38,10 @@ def retry_policy() -> Retry:
 
 def send_text(session: Session, *, line: Line, to: str, body: str, idempotency_key: str,
               member_id: int | None = None, urgent: bool = False, kind: str = "message",
-              broadcast_id: int | None = None, enqueue: bool = True) -> Message:
-    """The outbound row for this key (new, or the one already asked for)."""
+              broadcast_id: int | None = None, send_at: dt.datetime | None = None) -> Message:
+    """The outbound row for this key (new, or the one already asked for).
+
+    send_at: not before this time (a reminder); the job is scheduled for then."""
     if not body or len(body) > MAX_BODY:
         raise InvalidText(f"a text must have 1 to {MAX_BODY} characters, this one has {len(body or '')}")
     existing = session.scalar(sa.select(Message).where(Message.idempotency_key == idempotency_key))
@@ -49,17 +52,14 @@ def send_text(session: Session, *, line: Line, to: str, body: str, idempotency_k
                       from_number=line.phone_number, to_number=to, body=body, urgent=urgent, kind=kind,
                       broadcast_id=broadcast_id, idempotency_key=idempotency_key,
                       encoding=measured.encoding, segments=measured.count)
+    if send_at is not None and send_at > utcnow():
+        message.status, message.send_after = "deferred", send_at
     try:
         with session.begin_nested():  # a concurrent caller with the same key may win the insert
             session.add(message)
     except IntegrityError:
         return session.scalar(sa.select(Message).where(Message.idempotency_key == idempotency_key))
-    if enqueue:
-        enqueue_delivery(session, message)
-    return message
-
-
-def enqueue_delivery(session: Session, message: Message) -> None:
     from telline.sms.delivery import deliver
     enqueue_after_commit(session, deliver, message.id, queue="urgent" if message.urgent else "default",
-                         retry=retry_policy())
+                         at=message.send_after, retry=retry_policy())
+    return message

@@ -1,44 +1,182 @@
-"""The incoming-call decision: which line was called, who is calling, what they hear.
+"""The incoming-call flow: which line, which meeting, which code, which seat.
 
-Domain code: takes plain values (already parsed by the webhook), writes rows,
-returns a decision that telline.twilio.twiml renders.
+Domain code: takes plain values (the webhook parsed them), keeps the caller's
+progress in the Call row (never in URLs), and returns an Answer that the
+webhook renders with telline.twilio.twiml. Every path ends somewhere useful:
+a meeting, the next meeting's time, or how to reach a person.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from babel.dates import format_datetime
 from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.lines import line_for
-from telline.models import Call, Member
+from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOccurrence, MeetingSeries, Member,
+                            Membership, utcnow)
+from telline.scheduling.series import next_meeting
+from telline.texts import t
+from telline.twilio.twiml import ConferenceSeat
+from telline.voice import meetings
+from telline.voice.lockout import Lockout
 
 log = logging.getLogger(__name__)
+MAX_CODE_TRIES = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    kind: str  # "unknown_line" | "no_meeting"
+    kind: str  # see the webhook for how each kind sounds
     language: str
+    group: str = ""
+    seat: ConferenceSeat | None = None
+    next_when: str | None = None  # the next meeting, said in the group's language and zone
+    can_remind: bool = False
 
 
 def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_raw: str | None,
-                 status: str | None) -> Answer:
+                 status: str | None, base_url: str, lockout: Lockout, now: dt.datetime | None = None) -> Answer:
+    now = now or utcnow()
     caller = phone.from_twilio(from_raw)
-    called = phone.from_twilio(to_raw)
-    line = line_for(session, called)
+    line = line_for(session, phone.from_twilio(to_raw))
+    call = _call_row(session, call_sid, caller, line, phone.from_twilio(to_raw), status)
+    log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller), "line_known": line is not None})
+    if line is None:
+        return Answer("unknown_line", "en")
+    group = session.get(Group, line.group_id)
+    if lockout.is_locked(caller, line.id):
+        return Answer("locked_out", group.language)
+    on_now = meetings.on_now(session, line, now)
+    if not on_now:
+        return _no_meeting(session, group, caller, now)
+    member = session.get(Member, call.member_id) if call.member_id else None
+    if member is not None and _is_active_member(session, member, group):
+        for series, start in on_now:
+            if series.caller_id_joins:  # off by default: caller ID can be spoofed
+                return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
+                              base_url, group)
+    return Answer("ask_code", group.language, group=group.name)
+
+
+def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
+               now: dt.datetime | None = None) -> Answer:
+    """The caller pressed digits (or nothing: Digits absent means the prompt timed out)."""
+    now = now or utcnow()
+    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
+    line = session.get(Line, call.line_id) if call and call.line_id else None
+    if call is None or line is None:
+        return Answer("unknown_line", "en")  # a code for a call we never answered: start again
+    group = session.get(Group, line.group_id)
+    if lockout.is_locked(call.from_number, line.id):
+        return Answer("locked_out", group.language)
+    code = "".join(ch for ch in (digits or "") if ch.isdigit())
+    on_now = meetings.on_now(session, line, now)
+    for series, start in on_now:
+        role = "host" if series.host_pin and code == series.host_pin else \
+            "member" if code == series.access_code else None
+        if role:
+            return _admit(session, call, series, meetings.occurrence(session, series, start), role, base_url, group)
+    if not on_now:  # the meeting ended while they typed
+        return _no_meeting(session, group, call.from_number, now)
+    call.code_attempts += 1
+    session.commit()
+    if code:
+        locked = lockout.failed(call.from_number, line.id)
+        log.warning("wrong meeting code", extra={"call_sid": call_sid, "from": phone.mask(call.from_number),
+                                                 "attempt": call.code_attempts, "locked_out": locked})
+        if locked:
+            return Answer("locked_out", group.language)
+    if call.code_attempts >= MAX_CODE_TRIES:
+        return Answer("wrong_code_goodbye", group.language)
+    return Answer("retry_code" if code else "no_code", group.language, group=group.name)
+
+
+def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: MeetingOccurrence, role: str,
+           base_url: str, group: Group) -> Answer:
+    language = group.language
+    if occurrence.status == "cancelled":
+        return _no_meeting(session, group, call.from_number, utcnow(), after=occurrence.ends_at)
+    if occurrence.status == "ended":
+        return Answer("meeting_ended", language)
+    if role != "host":
+        if occurrence.locked:
+            return Answer("meeting_locked", language)
+        present = session.scalar(sa.select(sa.func.count(ConferenceParticipant.id)).where(
+            ConferenceParticipant.occurrence_id == occurrence.id, ConferenceParticipant.joined_at.is_not(None),
+            ConferenceParticipant.left_at.is_(None)))
+        if present >= series.max_participants:
+            return Answer("meeting_full", language)
+    call.occurrence_id, call.role = occurrence.id, role
+    session.commit()
+    seat = ConferenceSeat(
+        name=occurrence.conference_name, host=role == "host",
+        end_on_exit=role == "host" and series.host_leaving_ends,
+        max_participants=max(2, min(series.max_participants, 250)), beep=series.announce_entries,
+        wait_url=series.wait_url, status_callback=f"{base_url}/twilio/voice/conference", record=series.record,
+        label=f"{role}-{call.id}",  # ids only: labels show in Twilio's console
+        before=(t("voice.recorded", language),) if series.record else (),
+        after=t("voice.after_meeting", language))
+    log.info("caller admitted", extra={"call_sid": call.twilio_sid, "occurrence_id": occurrence.id, "role": role})
+    return Answer("join", language, group=group.name, seat=seat)
+
+
+def _no_meeting(session: Session, group: Group, caller: str | None, now: dt.datetime,
+                after: dt.datetime | None = None) -> Answer:
+    found = next_meeting(session, group, after or now)
+    if found is None:
+        return Answer("no_meeting_planned", group.language, group=group.name)
+    _, start = found
+    when = format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(group.timezone), locale=group.language)
+    return Answer("next_meeting", group.language, group=group.name, next_when=when, can_remind=caller is not None)
+
+
+def _call_row(session: Session, call_sid: str, caller: str | None, line: Line | None, called: str | None,
+              status: str | None) -> Call:
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
     if call is None:  # a retried webhook finds its row and changes nothing
         member_id = session.scalar(sa.select(Member.id).where(Member.phone == caller)) if caller else None
-        session.add(Call(twilio_sid=call_sid, direction="inbound", line_id=line.id if line else None,
-                         member_id=member_id, from_number=caller, to_number=called,
-                         status=(status or "ringing")[:16]))
+        call = Call(twilio_sid=call_sid, direction="inbound", line_id=line.id if line else None,
+                    member_id=member_id, from_number=caller, to_number=called,
+                    status=(status or "ringing")[:16])
+        session.add(call)
         session.commit()
-    log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller),
-                                     "line_known": line is not None})
-    if line is None:
+    return call
+
+
+def _is_active_member(session: Session, member: Member, group: Group) -> bool:
+    return session.scalar(sa.select(Membership.id).where(
+        Membership.member_id == member.id, Membership.group_id == group.id,
+        Membership.status == "active")) is not None
+
+
+def dialled_answered(session: Session, *, call_sid: str) -> Answer:
+    """A member we dialled picked up: ask for a 1 first (a voicemail never presses it)."""
+    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid, Call.direction == "outbound"))
+    if call is None or call.occurrence_id is None:
         return Answer("unknown_line", "en")
-    return Answer("no_meeting", line.group.language)
+    group = _group_of(session, call)
+    return Answer("dialout_prompt", group.language, group=group.name)
+
+
+def dialled_pressed(session: Session, *, call_sid: str, digits: str | None, base_url: str) -> Answer:
+    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid, Call.direction == "outbound"))
+    if call is None or call.occurrence_id is None:
+        return Answer("unknown_line", "en")
+    group = _group_of(session, call)
+    if (digits or "").strip() != "1":
+        return Answer("goodbye", group.language)
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
+    return _admit(session, call, session.get(MeetingSeries, occurrence.series_id), occurrence, "member",
+                  base_url, group)
+
+
+def _group_of(session: Session, call: Call) -> Group:
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
+    return session.get(Group, session.get(MeetingSeries, occurrence.series_id).group_id)

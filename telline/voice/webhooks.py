@@ -1,13 +1,28 @@
-"""Voice webhooks: parse Twilio's form, call the domain, render TwiML. Nothing else."""
+"""Voice webhooks: parse Twilio's form, call the domain, render TwiML. Nothing else.
+
+  POST /twilio/voice                   an incoming call (configured on the number)
+  POST /twilio/voice/code              the digits a caller typed (or none: the prompt timed out)
+  POST /twilio/voice/remind            "press 1 for a text reminder"
+  POST /twilio/voice/conference        conference status callbacks (the live roster)
+  POST /twilio/voice/announcement/<id> what the room hears when a host announces something
+  POST /twilio/voice/dialout/answer    a member we dialled picked up ("press 1 to join")
+  POST /twilio/voice/dialout/join      …and pressed a key
+  POST /twilio/voice/dialout/status    …and the call ended (unreached: a text instead)
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, request
 
 from telline import db, metrics
+from telline.queue import queues
 from telline.texts import say_language, t
 from telline.twilio import twiml
-from telline.voice.incoming import receive_call
+from telline.voice import roster
+from telline.voice import dialout
+from telline.voice.incoming import Answer, dialled_answered, dialled_pressed, enter_code, receive_call
+from telline.voice.lockout import Lockout
+from telline.voice.reminders import request_reminder
 
 bp = Blueprint("voice", __name__)
 
@@ -16,14 +31,121 @@ def _twiml(xml: str) -> Response:
     return Response(xml, content_type="text/xml; charset=utf-8")
 
 
-@bp.post("/voice")
-def incoming_call():
-    call_sid = request.form.get("CallSid", "").strip()
-    if not call_sid.startswith("CA") or len(call_sid) > 34:
+def _base_url() -> str:
+    """Where Twilio reaches us: TELLINE_PUBLIC_URL, else the URL this request came to."""
+    return current_app.config["TELLINE"].public_url or request.url_root.rstrip("/")
+
+
+def _call_sid() -> str:
+    sid = request.form.get("CallSid", "").strip()
+    if not sid.startswith("CA") or len(sid) > 34:
         metrics.WEBHOOKS.labels(route="voice", outcome="bad_request").inc()
         abort(400, "CallSid missing or malformed")
-    answer = receive_call(db.session(), call_sid=call_sid, from_raw=request.form.get("From"),
-                          to_raw=request.form.get("To"), status=request.form.get("CallStatus"))
+    return sid
+
+
+def _lockout() -> Lockout:
+    return Lockout(queues().connection)
+
+
+@bp.post("/voice")
+def incoming_call():
+    answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=request.form.get("From"),
+                          to_raw=request.form.get("To"), status=request.form.get("CallStatus"),
+                          base_url=_base_url(), lockout=_lockout())
+    return _render(answer)
+
+
+@bp.post("/voice/code")
+def code_entered():
+    answer = enter_code(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
+                        base_url=_base_url(), lockout=_lockout())
+    return _render(answer)
+
+
+@bp.post("/voice/remind")
+def reminder_requested():
+    language, reminded = request_reminder(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"))
+    metrics.WEBHOOKS.labels(route="voice", outcome="reminder_set" if reminded else "no_reminder").inc()
+    return _twiml(twiml.say_then_hangup(t("voice.reminder_set" if reminded else "voice.goodbye", language),
+                                        say_language(language)))
+
+
+@bp.post("/voice/conference")
+def conference_event():
+    try:
+        sequence = int(request.form.get("SequenceNumber", ""))
+    except ValueError:
+        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
+        abort(400, "SequenceNumber missing or not a number")
+    event = roster.ConferenceEvent(
+        conference_sid=request.form.get("ConferenceSid", "").strip(),
+        friendly_name=request.form.get("FriendlyName", "").strip(),
+        kind=request.form.get("StatusCallbackEvent", "").strip(),
+        sequence=sequence, call_sid=(request.form.get("CallSid") or "").strip() or None,
+        muted=request.form.get("Muted"), hold=request.form.get("Hold"), timestamp=request.form.get("Timestamp"))
+    if not event.conference_sid.startswith("CF") or not event.kind:
+        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
+        abort(400, "ConferenceSid or StatusCallbackEvent missing")
+    outcome = roster.apply(db.session(), event)
+    metrics.WEBHOOKS.labels(route="conference", outcome=outcome).inc()
+    return Response(status=204)
+
+
+@bp.post("/voice/announcement/<int:announcement_id>")
+def announcement(announcement_id: int):
+    found = roster.announcement_text(db.session(), announcement_id)
+    if found is None:
+        abort(404)
+    text, language = found
+    return _twiml(twiml.say_sentence(text, say_language(language)))
+
+
+@bp.post("/voice/dialout/answer")
+def dialout_answered():
+    return _render(dialled_answered(db.session(), call_sid=_call_sid()))
+
+
+@bp.post("/voice/dialout/join")
+def dialout_pressed():
+    return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
+                                   base_url=_base_url()))
+
+
+@bp.post("/voice/dialout/status")
+def dialout_status():
+    texted = dialout.call_ended(db.session(), call_sid=_call_sid(),
+                                status=(request.form.get("CallStatus") or "").strip().lower() or "completed")
+    metrics.WEBHOOKS.labels(route="dialout", outcome="texted" if texted else "reached").inc()
+    return Response(status=204)
+
+
+# What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
+_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.locked_out",
+                     "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
+                     "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
+                     "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}
+_ASK_CODE = {"ask_code": "voice.ask_code", "retry_code": "voice.retry_code", "no_code": "voice.no_code"}
+
+
+def _render(answer: Answer) -> Response:
     metrics.WEBHOOKS.labels(route="voice", outcome=answer.kind).inc()
-    key = "voice.unknown_line" if answer.kind == "unknown_line" else "voice.no_meeting"
-    return _twiml(twiml.say_then_hangup(t(key, answer.language), say_language(answer.language)))
+    voice = say_language(answer.language)
+    base = _base_url()
+    if answer.kind == "join":
+        return _twiml(twiml.join_conference(answer.seat, voice))
+    if answer.kind in _ASK_CODE:
+        return _twiml(twiml.ask_digits(t(_ASK_CODE[answer.kind], answer.language, group=answer.group), voice,
+                                       f"{base}/twilio/voice/code", on_silence=f"{base}/twilio/voice/code"))
+    if answer.kind == "dialout_prompt":
+        return _twiml(twiml.ask_digits(t("voice.dialout_prompt", answer.language, group=answer.group), voice,
+                                       f"{base}/twilio/voice/dialout/join", num_digits=1, timeout=10,
+                                       on_silence=f"{base}/twilio/voice/dialout/join"))
+    if answer.kind == "next_meeting":
+        said = t("voice.next_meeting", answer.language, group=answer.group, when=answer.next_when)
+        if not answer.can_remind:
+            return _twiml(twiml.say_then_hangup(f"{said} {t('voice.goodbye', answer.language)}", voice))
+        return _twiml(twiml.ask_digits(f"{said} {t('voice.offer_reminder', answer.language)}", voice,
+                                       f"{base}/twilio/voice/remind", on_silence=f"{base}/twilio/voice/remind",
+                                       num_digits=1, timeout=6))
+    return _twiml(twiml.say_then_hangup(t(_SAY_THEN_HANG_UP[answer.kind], answer.language), voice))

@@ -1,62 +1,206 @@
-"""POST /twilio/voice: the caller always hears something and the call is recorded once."""
-
-import xml.etree.ElementTree as ET
+"""Calling in: every path ends in the meeting, a retry, or words that help — never silence."""
 
 import sqlalchemy as sa
 
-from telline.models import Call, Group, Line, Member
-from tests.signing import post_signed
-
-LINE = "+15005550006"
-
-
-def call(client, sender="+33612345678", to=LINE, sid="CA" + "a" * 32):
-    return post_signed(client, "/twilio/voice", {"CallSid": sid, "AccountSid": "AC" + "1" * 32,
-                                                 "From": sender, "To": to, "CallStatus": "ringing",
-                                                 "Direction": "inbound"})
-
-
-def verbs(response):
-    root = ET.fromstring(response.get_data(as_text=True))
-    assert root.tag == "Response"
-    return [(el.tag, el.attrib.get("language"), (el.text or "").strip()) for el in root]
+from telline.models import Call, ConferenceParticipant, ConsentEvent, MeetingOccurrence, Message, utcnow
+from telline.voice import meetings
+from tests.sms.conftest import run_jobs, texts_to
+from tests.voice.conftest import LINE, call, conference, meeting, member, parse, press, said
 
 
 def test_a_call_to_an_unknown_number_hears_why_and_hangs_up(client, session):
-    r = call(client, to="+15005559999")
-    assert r.status_code == 200 and r.content_type.startswith("text/xml")
-    [say, hangup] = verbs(r)
-    assert say[0] == "Say" and "not connected to a support group" in say[2]
-    assert hangup[0] == "Hangup"
+    _, root = call(client, to="+15005559999")
+    assert "not connected to a support group" in said(root) and root[-1].tag == "Hangup"
 
 
-def test_a_french_group_greets_in_french_and_records_the_call(client, session):
-    group = Group(name="Aidants", language="fr", timezone="Europe/Paris")
-    session.add(group)
-    session.flush()
-    session.add(Line(group_id=group.id, phone_number=LINE))
-    session.add(Member(display_name="Ana", phone="+33612345678"))
+def test_the_caller_is_asked_for_the_code_with_a_fallback_after_the_gather(client, session, group, line):
+    meeting(session, group, line)
+    sid, root = call(client)
+    gather, redirect = root
+    assert gather.tag == "Gather" and gather.get("input") == "dtmf" and gather.get("finishOnKey") == "#"
+    assert gather.get("action") == "http://telline.test/twilio/voice/code"
+    assert "Welcome to Carers. Please enter your meeting code" in said(root)
+    assert redirect.tag == "Redirect" and redirect.text == "http://telline.test/twilio/voice/code"
+
+
+def test_the_right_code_opens_an_opaque_conference(client, session, group, line):
+    series = meeting(session, group, line)
+    sid, _ = call(client)
+    conf = conference(press(client, sid, series.access_code))
+    assert conf is not None
+    name = conf.text
+    assert name.startswith("tl-") and "Carers" not in name and "7911" not in name and len(name) <= 128
+    assert conf.get("startConferenceOnEnter") == "false"  # members wait for the host, with hold music
+    assert conf.get("endConferenceOnExit") == "false"
+    assert conf.get("statusCallback") == "http://telline.test/twilio/voice/conference"
+    assert conf.get("statusCallbackEvent") == "start end join leave mute hold"
+    assert (conf.get("maxParticipants"), conf.get("beep"), conf.get("record")) == ("40", "false", "do-not-record")
+    assert "7911" not in conf.get("participantLabel")
+    row = session.scalar(sa.select(Call).where(Call.twilio_sid == sid))
+    assert row.role == "member" and row.occurrence_id is not None
+
+
+def test_the_host_pin_starts_the_meeting_and_its_end_rule_applies(client, session, group, line):
+    series = meeting(session, group, line)
+    sid, _ = call(client, sender="+447911123999")
+    conf = conference(press(client, sid, series.host_pin + "#"))
+    assert (conf.get("startConferenceOnEnter"), conf.get("endConferenceOnExit")) == ("true", "true")
+    series.host_leaving_ends = False
     session.commit()
-    [say, hangup] = verbs(call(client))
-    assert say[1] == "fr-FR" and "pas de réunion" in say[2]
-    [row] = session.scalars(sa.select(Call)).all()
-    assert (row.from_number, row.to_number, row.direction) == ("+33612345678", LINE, "inbound")
-    assert row.member_id is not None and row.line_id is not None
+    sid, _ = call(client, sender="+447911123998")
+    assert conference(press(client, sid, series.host_pin)).get("endConferenceOnExit") == "false"
 
 
-def test_a_retried_webhook_records_one_call(client, session):
-    call(client)
-    call(client)
+def test_three_wrong_tries_then_a_goodbye_that_says_how_to_get_help(client, session, group, line):
+    meeting(session, group, line)
+    sid, _ = call(client)
+    assert "that code did not work" in said(press(client, sid, "000000"))
+    assert "did not hear a code" in said(press(client, sid))  # the prompt timed out
+    root = press(client, sid, "12ab")  # not digits: a wrong code, not an error
+    assert "could not find your meeting" in said(root) and "text HELP" in said(root)
+    assert root[-1].tag == "Hangup"
+
+
+def test_a_caller_who_keeps_failing_is_locked_out_for_a_while(client, session, group, line):
+    series = meeting(session, group, line)
+    for _ in range(2):
+        sid, _ = call(client)
+        for _ in range(3):
+            root = press(client, sid, "111111")
+    assert "Too many wrong codes" in said(root)
+    sid, root = call(client)
+    assert "Too many wrong codes" in said(root) and root.find("Gather") is None
+    # …even with the right code now; another caller is not affected.
+    assert "Too many wrong codes" in said(press(client, sid, series.access_code))
+    sid, _ = call(client, sender="+447911123999")
+    assert conference(press(client, sid, series.access_code)) is not None
+
+
+def test_no_meeting_now_tells_the_next_one_and_offers_a_reminder(app, client, session, group, line, standin):
+    meeting(session, group, line, starts_in_minutes=180)
+    sid, root = call(client)
+    assert "There is no meeting right now. The next Carers meeting is on" in said(root)
+    gather = root.find("Gather")
+    assert gather.get("numDigits") == "1" and "press 1" in said(root)
+    assert gather.get("action") == "http://telline.test/twilio/voice/remind"
+    root = press(client, sid, "1", path="/twilio/voice/remind")
+    assert "We will text you before the meeting" in said(root)
+    assert session.scalar(sa.select(ConsentEvent.source)) == "voice_menu"
+    run_jobs(app)
+    assert texts_to(standin, "+447911123456")[0].startswith("We'll text you before the Carers meeting on")
+    reminder = session.scalar(sa.select(Message).where(Message.kind == "reminder"))
+    assert reminder.status == "deferred" and reminder.send_after is not None
+
+
+def test_no_reminder_without_a_1_and_none_offered_to_anonymous_callers(client, session, group, line):
+    meeting(session, group, line, starts_in_minutes=180)
+    sid, _ = call(client)
+    assert "Goodbye" in said(press(client, sid, None, path="/twilio/voice/remind"))
+    assert session.scalars(sa.select(ConsentEvent)).all() == []
+    _, root = call(client, sender="anonymous")
+    assert root.find("Gather") is None and "Goodbye" in said(root)
+
+
+def test_no_meeting_at_all_says_how_to_reach_a_person(client, session, group, line):
+    _, root = call(client)
+    assert "no meeting planned" in said(root) and "text HELP" in said(root)
+
+
+def test_a_cancelled_meeting_points_to_the_next_one(client, session, group, line):
+    series = meeting(session, group, line)
+    [(s, start)] = meetings.on_now(session, line, utcnow())
+    meetings.cancel(session, s, start)
+    session.commit()
+    sid, _ = call(client)
+    root = press(client, sid, series.access_code)
+    assert conference(root) is None and "The next Carers meeting is on" in said(root)
+
+
+def test_a_locked_meeting_refuses_new_callers_but_not_hosts(client, session, group, line):
+    series = meeting(session, group, line)
+    sid, _ = call(client)
+    press(client, sid, series.access_code)
+    occurrence = session.scalar(sa.select(Call.occurrence_id).where(Call.twilio_sid == sid))
+    session.get(MeetingOccurrence, occurrence).locked = True
+    session.commit()
+    sid, _ = call(client, sender="+447911123999")
+    assert "closed to new callers" in said(press(client, sid, series.access_code))
+    sid, _ = call(client, sender="+447911123998")
+    assert conference(press(client, sid, series.host_pin)) is not None
+
+
+def test_a_full_meeting_says_so(client, session, group, line):
+    series = meeting(session, group, line, max_participants=2)
+    sids = []
+    for n in ("+447911123991", "+447911123992"):
+        sid, _ = call(client, sender=n)
+        press(client, sid, series.access_code)
+        sids.append(sid)
+    occurrence_id = session.scalar(sa.select(Call.occurrence_id).where(Call.twilio_sid == sids[0]))
+    for sid in sids:
+        session.add(ConferenceParticipant(conference_sid="CF" + "1" * 32, call_sid=sid, occurrence_id=occurrence_id,
+                                          joined_at=utcnow()))
+    session.commit()
+    sid, _ = call(client, sender="+447911123993")
+    assert "this meeting is full" in said(press(client, sid, series.access_code))
+
+
+def test_caller_id_lets_known_members_skip_the_code_only_when_the_group_allows_it(client, session, group, line):
+    series = meeting(session, group, line)
+    member(session, group)
+    _, root = call(client)
+    assert root.find("Gather") is not None  # off by default: caller ID can be spoofed
+    series.caller_id_joins = True
+    session.commit()
+    _, root = call(client)
+    assert conference(root) is not None
+    _, root = call(client, sender="anonymous")
+    assert root.find("Gather") is not None
+    _, root = call(client, sender="+447911123999")  # not a member
+    assert root.find("Gather") is not None
+
+
+def test_recorded_meetings_say_so_before_anyone_enters(client, session, group, line):
+    series = meeting(session, group, line, record=True, announce_entries=True, wait_url="https://example.org/hold.mp3")
+    sid, _ = call(client)
+    root = press(client, sid, series.access_code)
+    assert root[0].tag == "Say" and "this meeting is recorded" in root[0].text
+    conf = conference(root)
+    assert (conf.get("record"), conf.get("beep"), conf.get("waitUrl"), conf.get("waitMethod")) == \
+        ("record-from-start", "true", "https://example.org/hold.mp3", "GET")
+
+
+def test_a_french_group_speaks_french(client, session, group, line):
+    group.language = "fr"
+    session.commit()
+    meeting(session, group, line)
+    _, root = call(client)
+    assert root.find("Gather/Say").get("language") == "fr-FR" and "Tapez le code" in said(root)
+
+
+def test_the_join_path_records_one_call_per_call_sid(client, session, group, line):
+    meeting(session, group, line)
+    sid, _ = call(client)
+    call(client, sid=sid)
     assert len(session.scalars(sa.select(Call)).all()) == 1
 
 
-def test_anonymous_and_client_callers_are_recorded_without_a_number(client, session):
-    call(client, sender="anonymous", sid="CA" + "1" * 32)
-    call(client, sender="client:alice", sid="CA" + "2" * 32)
-    assert session.scalars(sa.select(Call.from_number)).all() == [None, None]
+def test_digits_for_a_call_we_never_answered_still_get_valid_twiml(client, session, group, line):
+    root = press(client, "CA" + "7" * 32, "123456")
+    assert "not connected to a support group" in said(root)
 
 
-def test_garbage_forms_get_400(client, session):
-    assert post_signed(client, "/twilio/voice", {}).status_code == 400
-    assert post_signed(client, "/twilio/voice", {"CallSid": "12"}).status_code == 400
-    assert session.scalars(sa.select(Call)).all() == []
+def test_garbage_forms_get_400_not_500(client, session):
+    from tests.signing import post_signed
+    for path in ("/twilio/voice", "/twilio/voice/code", "/twilio/voice/remind"):
+        assert post_signed(client, path, {}).status_code == 400
+        assert post_signed(client, path, {"CallSid": "nope"}).status_code == 400
+
+
+def test_anonymous_callers_use_a_code_and_are_recorded_without_a_number(client, session, group, line):
+    series = meeting(session, group, line)
+    sid, root = call(client, sender="anonymous")
+    assert root.find("Gather") is not None
+    assert conference(press(client, sid, series.access_code)) is not None
+    row = session.scalar(sa.select(Call).where(Call.twilio_sid == sid))
+    assert (row.from_number, row.to_number) == (None, LINE)

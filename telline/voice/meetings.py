@@ -1,0 +1,52 @@
+"""Which meeting a line has on now, and its occurrence row (created on first need)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from telline.models import Group, Line, MeetingOccurrence, MeetingSeries
+from telline.scheduling.series import next_start
+
+
+def on_now(session: Session, line: Line, now: dt.datetime) -> list[tuple[MeetingSeries, dt.datetime]]:
+    """(series, start) of every meeting on this line that a caller may join at `now`:
+    from `join_early_minutes` before its start until its end."""
+    zone = ZoneInfo(session.get(Group, line.group_id).timezone)
+    found = []
+    for series in session.scalars(sa.select(MeetingSeries).where(
+            MeetingSeries.line_id == line.id, MeetingSeries.active.is_(True)).order_by(MeetingSeries.id)):
+        length = dt.timedelta(minutes=series.duration_minutes)
+        start = next_start(series, zone, now - length)
+        if start and start - dt.timedelta(minutes=series.join_early_minutes) <= now < start + length:
+            found.append((series, start))
+    return found
+
+
+def occurrence(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:
+    """The row for this meeting, created once even when many callers arrive at the same moment."""
+    query = sa.select(MeetingOccurrence).where(MeetingOccurrence.series_id == series.id,
+                                               MeetingOccurrence.starts_at == start)
+    found = session.scalar(query)
+    if found is not None:
+        return found
+    row = MeetingOccurrence(series_id=series.id, starts_at=start,
+                            ends_at=start + dt.timedelta(minutes=series.duration_minutes),
+                            conference_name=f"tl-{secrets.token_hex(12)}")  # opaque, unguessable
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return session.scalar(query)
+    return row
+
+
+def cancel(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:
+    row = occurrence(session, series, start)
+    row.status = "cancelled"
+    return row

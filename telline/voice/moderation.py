@@ -1,0 +1,129 @@
+"""Moderating a live meeting: the service a host's page (later) and texts (now) call.
+
+Each action that needs Twilio is a job on the urgent queue, taking ids and
+re-reading its rows; the roster changes when Twilio's callbacks say so, not when we
+ask. Locking is ours alone: new callers are refused at the door (telline.voice.incoming).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import current_app
+from rq import Retry
+from sqlalchemy.orm import Session
+
+from telline import db
+from telline.models import Announcement, ConferenceParticipant, MeetingOccurrence
+from telline.queue import enqueue_after_commit
+from telline.twilio.gateway import TwilioError, gateway
+
+log = logging.getLogger(__name__)
+PARTICIPANT_ACTIONS = ("mute", "unmute", "hold", "unhold", "kick")
+_RETRY = Retry(max=3, interval=[1, 3, 9])  # a host is waiting: retry fast, give up soon
+
+
+class ModerationError(ValueError):
+    pass
+
+
+# --- the service ------------------------------------------------------------------
+def act_on_participant(session: Session, participant_id: int, action: str) -> None:
+    if action not in PARTICIPANT_ACTIONS:
+        raise ModerationError(f"unknown action {action!r}")
+    p = session.get(ConferenceParticipant, participant_id)
+    if p is None or p.left_at is not None:
+        raise ModerationError("that caller is no longer in the meeting")
+    enqueue_after_commit(session, participant_job, participant_id, action, queue="urgent", retry=_RETRY)
+
+
+def mute_all(session: Session, occurrence_id: int) -> None:
+    _live(session, occurrence_id)
+    enqueue_after_commit(session, mute_all_job, occurrence_id, queue="urgent", retry=_RETRY)
+
+
+def set_locked(session: Session, occurrence_id: int, locked: bool) -> None:
+    _live(session, occurrence_id).locked = locked
+
+
+def announce(session: Session, occurrence_id: int, text: str) -> Announcement:
+    text = " ".join((text or "").split())
+    if not text or len(text) > 500:
+        raise ModerationError("an announcement has 1 to 500 characters")
+    _live(session, occurrence_id)
+    row = Announcement(occurrence_id=occurrence_id, text=text)
+    session.add(row)
+    session.flush()
+    enqueue_after_commit(session, announce_job, row.id, queue="urgent", retry=_RETRY)
+    return row
+
+
+def end_meeting(session: Session, occurrence_id: int) -> None:
+    _live(session, occurrence_id)
+    enqueue_after_commit(session, end_job, occurrence_id, queue="urgent", retry=_RETRY)
+
+
+def _live(session: Session, occurrence_id: int) -> MeetingOccurrence:
+    occurrence = session.get(MeetingOccurrence, occurrence_id)
+    if occurrence is None or occurrence.status != "live" or not occurrence.conference_sid:
+        raise ModerationError("that meeting is not live")
+    return occurrence
+
+
+# --- the jobs (ids in, rows re-read) ------------------------------------------------
+def participant_job(participant_id: int, action: str) -> str:
+    p = db.session().get(ConferenceParticipant, participant_id)
+    if p is None or p.left_at is not None:
+        return "gone"
+    if action == "kick":
+        return _twilio(lambda: gateway().remove_participant(p.conference_sid, p.call_sid), action)
+    fields = {"mute": {"muted": True}, "unmute": {"muted": False},
+              "hold": {"hold": True}, "unhold": {"hold": False}}[action]
+    return _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, **fields), action)
+
+
+def mute_all_job(occurrence_id: int) -> int:
+    session = db.session()
+    present = session.scalars(sa.select(ConferenceParticipant).where(
+        ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.left_at.is_(None),
+        ConferenceParticipant.joined_at.is_not(None), ConferenceParticipant.role != "host",
+        ConferenceParticipant.muted.is_(False)))
+    done = 0
+    for p in present:
+        if _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, muted=True), "mute") == "done":
+            done += 1
+    return done
+
+
+def announce_job(announcement_id: int) -> str:
+    session = db.session()
+    row = session.get(Announcement, announcement_id)
+    occurrence = session.get(MeetingOccurrence, row.occurrence_id)
+    public = current_app.config["TELLINE"].public_url
+    if not public or occurrence.status != "live":
+        return "skipped"
+    return _twilio(lambda: gateway().update_conference(
+        occurrence.conference_sid, announce_url=f"{public}/twilio/voice/announcement/{row.id}",
+        announce_method="POST"), "announce")
+
+
+def end_job(occurrence_id: int) -> str:
+    occurrence = db.session().get(MeetingOccurrence, occurrence_id)
+    if occurrence.status != "live":
+        return "already over"
+    return _twilio(lambda: gateway().update_conference(occurrence.conference_sid, status="completed"), "end")
+
+
+def _twilio(call, action: str) -> str:
+    try:
+        call()
+    except TwilioError as exc:
+        if exc.status == 404:  # the caller hung up, or the conference ended, meanwhile
+            log.info("moderation target gone", extra={"action": action})
+            return "gone"
+        if exc.retryable:
+            raise  # RQ retries it
+        log.warning("moderation refused", extra={"action": action, "code": exc.code})
+        return "refused"
+    return "done"

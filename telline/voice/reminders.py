@@ -1,0 +1,51 @@
+"""'No meeting now — press 1 for a text reminder': consent from the key press, a text now
+to confirm, and the reminder itself before the meeting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+import sqlalchemy as sa
+from babel.dates import format_datetime
+from sqlalchemy.orm import Session
+
+from telline.models import Call, Group, Line, utcnow
+from telline.scheduling.series import next_meeting
+from telline.sms import consent
+from telline.sms.outbound import send_text
+from telline.texts import t
+
+REMIND_BEFORE = dt.timedelta(hours=2)
+
+
+def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> tuple[str, bool]:
+    """(the group's language, whether a reminder was set)."""
+    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
+    line = session.get(Line, call.line_id) if call and call.line_id else None
+    if line is None:
+        return "en", False
+    group = session.get(Group, line.group_id)
+    if (digits or "").strip() != "1" or not call.from_number:
+        return group.language, False
+    now = utcnow()
+    found = next_meeting(session, group, now)
+    if found is None:
+        return group.language, False
+    series, start = found
+    consent.record(session, call.from_number, consent.OPT_IN, "voice_menu", group_id=group.id,
+                   detail="pressed 1 for a reminder")
+    when = format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(group.timezone), locale=group.language)
+    number = phonenumbers.format_number(phonenumbers.parse(series.line.phone_number),
+                                        phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    send_text(session, line=line, to=call.from_number, body=t("sms.reminder_set", group.language,
+                                                             group=group.name, when=when),
+              idempotency_key=f"reminder-set:{call_sid}", member_id=call.member_id, urgent=True, kind="reply")
+    send_text(session, line=line, to=call.from_number,
+              body=t("sms.reminder", group.language, group=group.name, when=when, number=number,
+                     code=series.access_code),
+              idempotency_key=f"reminder:{series.id}:{start:%Y%m%dT%H%M}:{call.from_number}",
+              member_id=call.member_id, kind="reminder", send_at=max(now, start - REMIND_BEFORE))
+    session.commit()
+    return group.language, True

@@ -1,0 +1,171 @@
+"""The live roster, kept from Twilio's conference status callbacks, and attendance after.
+
+Callbacks come twice and out of order. Each is handled once (ConferenceSid +
+SequenceNumber); a participant's flags (muted, on hold) only take a callback newer
+than the last one applied to them; join and leave times keep the earliest join
+and the latest leave, whatever order they came in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email.utils
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from telline import phone
+from telline.dedupe import first_time
+from telline.models import (Announcement, Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries,
+                            Member, utcnow)
+from telline.queue import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConferenceEvent:
+    conference_sid: str
+    friendly_name: str
+    kind: str  # conference-start, participant-join, participant-mute, …
+    sequence: int
+    call_sid: str | None = None
+    muted: str | None = None
+    hold: str | None = None
+    timestamp: str | None = None
+
+    @property
+    def at(self) -> dt.datetime:
+        try:
+            parsed = email.utils.parsedate_to_datetime(self.timestamp or "")
+        except (TypeError, ValueError):
+            return utcnow()
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def apply(session: Session, event: ConferenceEvent) -> str:
+    """Apply one callback; returns what happened (for metrics): applied, duplicate, unknown."""
+    if not first_time(session, f"conf:{event.conference_sid}:{event.sequence}"):
+        return "duplicate"
+    occurrence = session.scalar(sa.select(MeetingOccurrence).where(sa.or_(
+        MeetingOccurrence.conference_sid == event.conference_sid,
+        MeetingOccurrence.conference_name == event.friendly_name)))
+    if occurrence is None:
+        session.commit()  # keep the key: a retry of an unknown conference changes nothing either
+        log.warning("callback for a conference telline does not know", extra={"event": event.kind})
+        return "unknown"
+    occurrence.conference_sid = occurrence.conference_sid or event.conference_sid
+    at = event.at
+    if event.kind == "conference-start":
+        occurrence.status = "live" if occurrence.status != "ended" else occurrence.status
+        occurrence.started_at = min(filter(None, (occurrence.started_at, at)))
+        from telline.voice.dialout import dial_out_members
+        enqueue_after_commit(session, dial_out_members, occurrence.id, queue="urgent")
+    elif event.kind == "conference-end":
+        occurrence.status, occurrence.ended_at = "ended", at
+        for p in _present(session, occurrence.id):
+            p.left_at = at
+    elif event.kind.startswith("participant-") and event.call_sid:
+        _participant_event(session, occurrence, event, at)
+    session.commit()
+    return "applied"
+
+
+def _participant_event(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
+                       at: dt.datetime) -> None:
+    p = session.scalar(sa.select(ConferenceParticipant).where(
+        ConferenceParticipant.conference_sid == event.conference_sid,
+        ConferenceParticipant.call_sid == event.call_sid))
+    if p is None:
+        call = session.scalar(sa.select(Call).where(Call.twilio_sid == event.call_sid))
+        p = ConferenceParticipant(conference_sid=event.conference_sid, call_sid=event.call_sid,
+                                  occurrence_id=occurrence.id, member_id=call.member_id if call else None,
+                                  role=(call.role if call and call.role else "member"))
+        session.add(p)
+    kind = event.kind.removeprefix("participant-")
+    if kind == "join":
+        p.joined_at = min(filter(None, (p.joined_at, at)))
+    elif kind == "leave":
+        p.left_at = max(filter(None, (p.left_at, at)))
+    newer = event.sequence > (p.last_sequence if p.last_sequence is not None else -1)
+    if newer:
+        p.last_sequence = event.sequence
+        if event.muted is not None:
+            p.muted = event.muted.lower() == "true"
+        if event.hold is not None:
+            p.on_hold = event.hold.lower() == "true"
+        if kind in ("mute", "unmute"):
+            p.muted = kind == "mute"
+        elif kind in ("hold", "unhold"):
+            p.on_hold = kind == "hold"
+
+
+def _present(session: Session, occurrence_id: int) -> list[ConferenceParticipant]:
+    return list(session.scalars(sa.select(ConferenceParticipant).where(
+        ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.joined_at.is_not(None),
+        ConferenceParticipant.left_at.is_(None)).order_by(ConferenceParticipant.id)))
+
+
+@dataclasses.dataclass(frozen=True)
+class RosterLine:
+    participant_id: int
+    shown_as: str  # the member's chosen name, or "Caller •••5678": never a full number
+    role: str
+    muted: bool
+    on_hold: bool
+    hand_raised: bool
+    joined_at: dt.datetime | None
+    left_at: dt.datetime | None
+
+    @property
+    def present(self) -> bool:
+        return self.joined_at is not None and self.left_at is None
+
+
+def caller_number(call):
+    """The member's side of a call: who called in, or whom we dialled (a SQL expression)."""
+    return sa.case((call.direction == "outbound", call.to_number), else_=call.from_number)
+
+
+def roster(session: Session, occurrence_id: int) -> list[RosterLine]:
+    rows = session.execute(
+        sa.select(ConferenceParticipant, Member.display_name, caller_number(Call))
+        .outerjoin(Member, Member.id == ConferenceParticipant.member_id)
+        .outerjoin(Call, Call.twilio_sid == ConferenceParticipant.call_sid)
+        .where(ConferenceParticipant.occurrence_id == occurrence_id).order_by(ConferenceParticipant.id))
+    return [RosterLine(p.id, name or f"Caller {phone.mask_tail(number)}", p.role, p.muted, p.on_hold,
+                       p.hand_raised, p.joined_at, p.left_at) for p, name, number in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class Attendance:
+    shown_as: str
+    member_id: int | None
+    role: str
+    minutes: float
+
+
+def attendance(session: Session, occurrence_id: int) -> list[Attendance]:
+    """Who attended and for how long (a caller who rejoined is counted once, all stays added)."""
+    totals: dict[tuple, float] = {}
+    for line in roster(session, occurrence_id):
+        if line.joined_at is None:
+            continue
+        end = line.left_at or utcnow()
+        p = session.get(ConferenceParticipant, line.participant_id)
+        key = (p.member_id or line.shown_as, line.shown_as, p.member_id, line.role)
+        totals[key] = totals.get(key, 0.0) + (end - line.joined_at).total_seconds() / 60
+    return [Attendance(shown, member_id, role, round(minutes, 1))
+            for (_, shown, member_id, role), minutes in totals.items()]
+
+
+def announcement_text(session: Session, announcement_id: int) -> tuple[str, str] | None:
+    row = session.execute(
+        sa.select(Announcement.text, Group.language)
+        .join(MeetingOccurrence, MeetingOccurrence.id == Announcement.occurrence_id)
+        .join(MeetingSeries, MeetingSeries.id == MeetingOccurrence.series_id)
+        .join(Group, Group.id == MeetingSeries.group_id)
+        .where(Announcement.id == announcement_id)).first()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,94 @@
+"""Voice tests: a group with a meeting on now, calls posted as Twilio posts them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from telline.models import Group, Line, Member, Membership, utcnow
+from telline.scheduling.series import create_series
+from tests.signing import post_signed
+
+LINE = "+15005550006"
+PUBLIC_URL = "http://telline.test"
+_sids = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def settings_overrides(standin):
+    return {"twilio_api_base_url": standin.url, "public_url": PUBLIC_URL}
+
+
+@pytest.fixture
+def group(session):
+    g = Group(name="Carers", language="en", timezone="Europe/London", quiet_start=dt.time(0), quiet_end=dt.time(0))
+    session.add(g)
+    session.flush()
+    session.add(Line(group_id=g.id, phone_number=LINE, sms_rate=100))
+    session.commit()
+    return g
+
+
+@pytest.fixture
+def line(session, group):
+    return session.query(Line).filter_by(group_id=group.id).one()
+
+
+def meeting(session, group, line, *, starts_in_minutes=-5, **settings):
+    """A daily series whose today's meeting starts `starts_in_minutes` from now."""
+    now_local = utcnow().astimezone(ZoneInfo(group.timezone)).replace(tzinfo=None, second=0, microsecond=0)
+    series = create_series(session, group=group, line=line, title="Daily",
+                           first_start_local=now_local + dt.timedelta(minutes=starts_in_minutes),
+                           rrule="FREQ=DAILY", duration_minutes=60)
+    series.host_pin = "9" + series.access_code[1:] if series.access_code[0] != "9" else "8" + series.access_code[1:]
+    for key, value in settings.items():
+        setattr(series, key, value)
+    session.commit()
+    return series
+
+
+def member(session, group, number="+447911123456", name="Ana"):
+    m = Member(display_name=name, phone=number)
+    session.add(m)
+    session.flush()
+    session.add(Membership(member_id=m.id, group_id=group.id, status="active"))
+    session.commit()
+    return m
+
+
+def new_call_sid():
+    return f"CA{next(_sids):032d}"
+
+
+def call(client, sender="+447911123456", to=LINE, sid=None):
+    sid = sid or new_call_sid()
+    r = post_signed(client, "/twilio/voice", {"CallSid": sid, "AccountSid": "AC" + "1" * 32, "From": sender,
+                                              "To": to, "CallStatus": "ringing", "Direction": "inbound"})
+    assert r.status_code == 200 and r.content_type.startswith("text/xml"), r.data
+    return sid, parse(r)
+
+
+def press(client, sid, digits=None, path="/twilio/voice/code"):
+    form = {"CallSid": sid, "AccountSid": "AC" + "1" * 32}
+    if digits is not None:
+        form["Digits"] = digits
+    r = post_signed(client, path, form)
+    assert r.status_code == 200 and r.content_type.startswith("text/xml"), r.data
+    return parse(r)
+
+
+def parse(response):
+    root = ET.fromstring(response.get_data(as_text=True))
+    assert root.tag == "Response"
+    return root
+
+
+def said(root) -> str:
+    return " ".join((el.text or "").strip() for el in root.iter("Say"))
+
+
+def conference(root):
+    return root.find("./Dial/Conference")

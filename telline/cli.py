@@ -220,6 +220,132 @@ def sms_failures(group_id):
         click.echo(f"member {row.member_id:>5}  {row.number:<16} {row.problem:<12} {row.detail}")
 
 
+@cli.group("meeting")
+def meeting_group():
+    """Phone meetings: schedule, settings, cancel, roster, attendance."""
+
+
+@meeting_group.command("create")
+@click.argument("group_id", type=int)
+@click.option("--line", "number", required=True, help="The dial-in number (one of the group's lines).")
+@click.option("--first", "first", required=True, metavar="'YYYY-MM-DD HH:MM'",
+              help="The first meeting, in the group's local time.")
+@click.option("--rrule", default="FREQ=WEEKLY", show_default=True,
+              help="How it repeats (RFC 5545), e.g. 'FREQ=WEEKLY;BYDAY=TU' or 'FREQ=MONTHLY;BYDAY=1MO'.")
+@click.option("--duration", default=60, show_default=True, type=int, help="Minutes.")
+@click.option("--title", default="", help="For coordinators; callers hear the group's name.")
+def meeting_create(group_id, number, first, rrule, duration, title):
+    """Schedule a recurring phone meeting; prints its access code and host PIN."""
+    import datetime as dt
+    from telline import db, groups
+    from telline.models import Group
+    from telline.scheduling.series import InvalidSeries, create_series
+    session = db.session()
+    group = session.get(Group, group_id)
+    try:
+        if group is None:
+            raise InvalidSeries(f"there is no group {group_id}")
+        line = next((ln for ln in group.lines if ln.phone_number == groups.any_e164(number)), None)
+        if line is None:
+            raise InvalidSeries(f"{number} is not one of this group's lines")
+        try:
+            start = dt.datetime.strptime(first.strip(), "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise InvalidSeries("--first looks like '2026-12-01 19:00' (the group's local time)") from None
+        series = create_series(session, group=group, line=line, title=title or group.name,
+                               first_start_local=start, rrule=rrule, duration_minutes=duration)
+    except (InvalidSeries, groups.InvalidGroup) as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"meeting series {series.id}: access code {series.access_code}, host PIN {series.host_pin}")
+
+
+@meeting_group.command("configure")
+@click.argument("series_id", type=int)
+@click.option("--join-early", type=int, help="Minutes before the start callers may join.")
+@click.option("--max-participants", type=click.IntRange(2, 250))
+@click.option("--caller-id-joins/--no-caller-id-joins", default=None,
+              help="Known members' numbers skip the code (caller ID can be spoofed: off by default).")
+@click.option("--host-leaving-ends/--host-leaving-does-not-end", default=None)
+@click.option("--entry-tones/--no-entry-tones", default=None, help="A tone when someone joins or leaves.")
+@click.option("--record/--no-record", default=None, help="Record (every joiner is told first).")
+@click.option("--wait-url", help="Hold music or a message while waiting for the host (an http(s) URL).")
+def meeting_configure(series_id, join_early, max_participants, caller_id_joins, host_leaving_ends, entry_tones,
+                      record, wait_url):
+    """Change how a meeting's bridge behaves."""
+    from telline import db
+    from telline.models import MeetingSeries
+    session = db.session()
+    series = session.get(MeetingSeries, series_id)
+    if series is None:
+        raise click.UsageError(f"there is no meeting series {series_id}")
+    if join_early is not None:
+        if not 0 <= join_early <= 120:
+            raise click.UsageError("--join-early is between 0 and 120 minutes")
+        series.join_early_minutes = join_early
+    if wait_url is not None:
+        if wait_url and not wait_url.startswith(("https://", "http://")):
+            raise click.UsageError("--wait-url must be an http(s) URL (or '' for Twilio's hold music)")
+        series.wait_url = wait_url or None
+    for field, value in (("max_participants", max_participants), ("caller_id_joins", caller_id_joins),
+                         ("host_leaving_ends", host_leaving_ends), ("announce_entries", entry_tones),
+                         ("record", record)):
+        if value is not None:
+            setattr(series, field, value)
+    session.commit()
+    click.echo(f"meeting series {series.id} updated")
+
+
+@meeting_group.command("cancel")
+@click.argument("series_id", type=int)
+@click.argument("date", metavar="YYYY-MM-DD")
+def meeting_cancel(series_id, date):
+    """Cancel one meeting of a series (callers are told the next one)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    from telline import db
+    from telline.models import Group, MeetingSeries
+    from telline.scheduling.series import next_start
+    from telline.voice.meetings import cancel
+    session = db.session()
+    series = session.get(MeetingSeries, series_id)
+    if series is None:
+        raise click.UsageError(f"there is no meeting series {series_id}")
+    zone = ZoneInfo(session.get(Group, series.group_id).timezone)
+    try:
+        day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=zone)
+    except ValueError:
+        raise click.UsageError("the date looks like 2026-12-24") from None
+    start = next_start(series, zone, day)
+    if start is None or start.astimezone(zone).date() != day.date():
+        raise click.UsageError(f"series {series_id} has no meeting on {date}")
+    cancel(session, series, start)
+    session.commit()
+    click.echo(f"meeting of {date} cancelled")
+
+
+@meeting_group.command("roster")
+@click.argument("occurrence_id", type=int)
+def meeting_roster(occurrence_id):
+    """Who is on the call now (names as members chose them; numbers never shown)."""
+    from telline import db
+    from telline.voice.roster import roster
+    for line in roster(db.session(), occurrence_id):
+        flags = " ".join(f for f, on in (("muted", line.muted), ("on-hold", line.on_hold),
+                                          ("hand", line.hand_raised), ("left", not line.present)) if on)
+        click.echo(f"{line.participant_id:>6}  {line.shown_as:<24} {line.role:<7} {flags}")
+
+
+@meeting_group.command("attendance")
+@click.argument("occurrence_id", type=int)
+def meeting_attendance(occurrence_id):
+    """Who attended a meeting and for how long."""
+    from telline import db
+    from telline.voice.roster import attendance
+    for row in attendance(db.session(), occurrence_id):
+        click.echo(f"{row.shown_as:<24} {row.role:<7} {row.minutes:>6.1f} min")
+
+
 def main():
     from telline.config import ConfigError
     try:

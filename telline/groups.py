@@ -97,7 +97,7 @@ def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
 def set_line_rate(number: str, per_second: float, unit: str) -> Line:
     """A line's Twilio throughput: e.g. 1 segment/s for a long code, 100 for a short code."""
     session = db.session()
-    line = session.scalar(sa.select(Line).where(Line.phone_number == _any_e164(number)))
+    line = session.scalar(sa.select(Line).where(Line.phone_number == any_e164(number)))
     if line is None:
         raise InvalidGroup(f"No line has the number {number}.")
     if not 0.01 <= per_second <= 1000:
@@ -109,7 +109,7 @@ def set_line_rate(number: str, per_second: float, unit: str) -> Line:
     return line
 
 
-def _any_e164(number: str) -> str:
+def any_e164(number: str) -> str:
     try:
         return phone.to_e164(number, None)
     except phone.InvalidPhoneNumber as exc:

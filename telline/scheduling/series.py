@@ -39,8 +39,9 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
     zone = ZoneInfo(group.timezone)
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
                            first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.timezone.utc),
-                           rrule=rrule, duration_minutes=duration_minutes,
-                           access_code=_unused_code(session, line.id))
+                           rrule=rrule, duration_minutes=duration_minutes)
+    series.access_code = _unused_code(session, line.id)
+    series.host_pin = _unused_code(session, line.id, also_taken={series.access_code})
     session.add(series)
     return series
 
@@ -65,8 +66,11 @@ def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[Meet
     return best
 
 
-def _unused_code(session: Session, line_id: int) -> str:
-    taken = set(session.scalars(sa.select(MeetingSeries.access_code).where(MeetingSeries.line_id == line_id)))
+def _unused_code(session: Session, line_id: int, also_taken: set[str] = frozenset()) -> str:
+    """A code no meeting on this line uses, as an access code or a host PIN."""
+    rows = session.execute(sa.select(MeetingSeries.access_code, MeetingSeries.host_pin)
+                           .where(MeetingSeries.line_id == line_id))
+    taken = {code for row in rows for code in row if code} | set(also_taken)
     while True:
         code = f"{secrets.randbelow(10 ** ACCESS_CODE_DIGITS):0{ACCESS_CODE_DIGITS}d}"
         if code not in taken and len(set(code)) > 2:  # no 0000000 or 1212121

@@ -43,7 +43,6 @@ def meeting(session, group, line, *, starts_in_minutes=-5, **settings):
     series = create_series(session, group=group, line=line, title="Daily",
                            first_start_local=now_local + dt.timedelta(minutes=starts_in_minutes),
                            rrule="FREQ=DAILY", duration_minutes=60)
-    series.host_pin = "9" + series.access_code[1:] if series.access_code[0] != "9" else "8" + series.access_code[1:]
     for key, value in settings.items():
         setattr(series, key, value)
     session.commit()

@@ -63,6 +63,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This meeting has ended. To reach a coordinator, text HELP to this number. Goodbye.",
         "fr": "Cette réunion est terminée. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
     },
+    "voice.say_your_name": {
+        "en": "After the tone, please say your first name, then press the hash key.",
+        "fr": "Après le bip, dites votre prénom, puis appuyez sur la touche dièse.",
+    },
+    "voice.has_joined": {"en": "has joined.", "fr": "a rejoint la réunion."},
     "voice.recorded": {
         "en": "Please note: this meeting is recorded.",
         "fr": "Attention : cette réunion est enregistrée.",

@@ -93,3 +93,20 @@ def say_sentence(text: str, language: str) -> str:
     response = VoiceResponse()
     response.say(text, language=language)
     return str(response)
+
+
+def record_name(prompt: str, language: str, action: str) -> str:
+    """A few seconds of the caller's first name, then on to `action` (with or without one)."""
+    response = VoiceResponse()
+    response.say(prompt, language=language)
+    response.record(max_length=4, finish_on_key="#", play_beep=True, trim="trim-silence", action=action,
+                    method="POST")
+    response.redirect(action, method="POST")
+    return str(response)
+
+
+def play_name(recording_url: str, joined_text: str, language: str) -> str:
+    response = VoiceResponse()
+    response.play(recording_url)
+    response.say(joined_text, language=language)
+    return str(response)

@@ -98,8 +98,22 @@ def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url:
     return Answer("retry_code" if code else "no_code", group.language, group=group.name)
 
 
+def name_recorded(session: Session, *, call_sid: str, recording_url: str | None, base_url: str) -> Answer:
+    """Back from <Record>: keep the recording (if it is Twilio's) and let the caller in."""
+    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
+    if call is None or call.occurrence_id is None:
+        return Answer("unknown_line", "en")
+    url = (recording_url or "").strip()
+    if url.startswith("https://api.twilio.com/") and len(url) <= 500:  # never replay a URL we did not get from Twilio
+        call.name_recording_url = url
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
+    series = session.get(MeetingSeries, occurrence.series_id)
+    return _admit(session, call, series, occurrence, call.role or "member", base_url,
+                  session.get(Group, series.group_id), ask_name=False)
+
+
 def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: MeetingOccurrence, role: str,
-           base_url: str, group: Group) -> Answer:
+           base_url: str, group: Group, ask_name: bool = True) -> Answer:
     language = group.language
     if occurrence.status == "cancelled":
         return _no_meeting(session, group, call.from_number, utcnow(), after=occurrence.ends_at)
@@ -115,6 +129,8 @@ def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: Meet
             return Answer("meeting_full", language)
     call.occurrence_id, call.role = occurrence.id, role
     session.commit()
+    if ask_name and series.record_names and role == "member":
+        return Answer("record_name", language)  # then back through name_recorded()
     seat = ConferenceSeat(
         name=occurrence.conference_name, host=role == "host",
         end_on_exit=role == "host" and series.host_leaving_ends,

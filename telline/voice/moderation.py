@@ -15,7 +15,7 @@ from rq import Retry
 from sqlalchemy.orm import Session
 
 from telline import db
-from telline.models import Announcement, ConferenceParticipant, MeetingOccurrence
+from telline.models import Announcement, Call, ConferenceParticipant, MeetingOccurrence
 from telline.queue import enqueue_after_commit
 from telline.twilio.gateway import TwilioError, gateway
 
@@ -105,6 +105,19 @@ def announce_job(announcement_id: int) -> str:
         return "skipped"
     return _twilio(lambda: gateway().update_conference(
         occurrence.conference_sid, announce_url=f"{public}/twilio/voice/announcement/{row.id}",
+        announce_method="POST"), "announce")
+
+
+def announce_name_job(call_id: int) -> str:
+    """Play a caller's recorded first name to the room as they join (the record_names option)."""
+    session = db.session()
+    call = session.get(Call, call_id)
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id) if call and call.occurrence_id else None
+    public = current_app.config["TELLINE"].public_url
+    if occurrence is None or occurrence.status != "live" or not public or not call.name_recording_url:
+        return "skipped"
+    return _twilio(lambda: gateway().update_conference(
+        occurrence.conference_sid, announce_url=f"{public}/twilio/voice/name-announcement/{call.id}",
         announce_method="POST"), "announce")
 
 

@@ -86,7 +86,12 @@ def _participant_event(session: Session, occurrence: MeetingOccurrence, event: C
         session.add(p)
     kind = event.kind.removeprefix("participant-")
     if kind == "join":
+        first_join = p.joined_at is None
         p.joined_at = min(filter(None, (p.joined_at, at)))
+        call = session.scalar(sa.select(Call).where(Call.twilio_sid == event.call_sid))
+        if first_join and call is not None and call.name_recording_url:
+            from telline.voice.moderation import announce_name_job
+            enqueue_after_commit(session, announce_name_job, call.id, queue="urgent")
     elif kind == "leave":
         p.left_at = max(filter(None, (p.left_at, at)))
     newer = event.sequence > (p.last_sequence if p.last_sequence is not None else -1)
@@ -169,3 +174,13 @@ def announcement_text(session: Session, announcement_id: int) -> tuple[str, str]
         .join(Group, Group.id == MeetingSeries.group_id)
         .where(Announcement.id == announcement_id)).first()
     return (row[0], row[1]) if row else None
+
+
+def name_recording(session: Session, call_id: int) -> tuple[str, str] | None:
+    call = session.get(Call, call_id)
+    if call is None or not call.name_recording_url or call.occurrence_id is None:
+        return None
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
+    language = session.scalar(sa.select(Group.language).join(MeetingSeries, MeetingSeries.group_id == Group.id)
+                              .where(MeetingSeries.id == occurrence.series_id))
+    return call.name_recording_url, language

@@ -5,6 +5,8 @@
   POST /twilio/voice/remind            "press 1 for a text reminder"
   POST /twilio/voice/conference        conference status callbacks (the live roster)
   POST /twilio/voice/announcement/<id> what the room hears when a host announces something
+  POST /twilio/voice/name              back from recording a caller's first name (option)
+  POST /twilio/voice/name-announcement/<call id>  what the room hears when that caller joins
   POST /twilio/voice/dialout/answer    a member we dialled picked up ("press 1 to join")
   POST /twilio/voice/dialout/join      …and pressed a key
   POST /twilio/voice/dialout/status    …and the call ended (unreached: a text instead)
@@ -20,7 +22,8 @@ from telline.texts import say_language, t
 from telline.twilio import twiml
 from telline.voice import roster
 from telline.voice import dialout
-from telline.voice.incoming import Answer, dialled_answered, dialled_pressed, enter_code, receive_call
+from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
+                                    receive_call)
 from telline.voice.lockout import Lockout
 from telline.voice.reminders import request_reminder
 
@@ -101,6 +104,21 @@ def announcement(announcement_id: int):
     return _twiml(twiml.say_sentence(text, say_language(language)))
 
 
+@bp.post("/voice/name")
+def name_done():
+    return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=request.form.get("RecordingUrl"),
+                                 base_url=_base_url()))
+
+
+@bp.post("/voice/name-announcement/<int:call_id>")
+def name_announcement(call_id: int):
+    found = roster.name_recording(db.session(), call_id)
+    if found is None:
+        abort(404)
+    url, language = found
+    return _twiml(twiml.play_name(url, t("voice.has_joined", language), say_language(language)))
+
+
 @bp.post("/voice/dialout/answer")
 def dialout_answered():
     return _render(dialled_answered(db.session(), call_sid=_call_sid()))
@@ -137,6 +155,8 @@ def _render(answer: Answer) -> Response:
     if answer.kind in _ASK_CODE:
         return _twiml(twiml.ask_digits(t(_ASK_CODE[answer.kind], answer.language, group=answer.group), voice,
                                        f"{base}/twilio/voice/code", on_silence=f"{base}/twilio/voice/code"))
+    if answer.kind == "record_name":
+        return _twiml(twiml.record_name(t("voice.say_your_name", answer.language), voice, f"{base}/twilio/voice/name"))
     if answer.kind == "dialout_prompt":
         return _twiml(twiml.ask_digits(t("voice.dialout_prompt", answer.language, group=answer.group), voice,
                                        f"{base}/twilio/voice/dialout/join", num_digits=1, timeout=10,

@@ -204,3 +204,31 @@ def test_anonymous_callers_use_a_code_and_are_recorded_without_a_number(client, 
     assert conference(press(client, sid, series.access_code)) is not None
     row = session.scalar(sa.select(Call).where(Call.twilio_sid == sid))
     assert (row.from_number, row.to_number) == (None, LINE)
+
+
+def test_name_recording_when_the_group_turns_it_on(app, client, session, group, line, standin):
+    series = meeting(session, group, line, record_names=True)
+    sid, _ = call(client)
+    root = press(client, sid, series.access_code)
+    record = root.find("Record")
+    assert "say your first name" in said(root) and record.get("maxLength") == "4"
+    assert record.get("action") == "http://telline.test/twilio/voice/name" and root[-1].tag == "Redirect"
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
+    root = press(client, sid, None, path="/twilio/voice/name")  # no recording: still let in
+    assert conference(root) is not None
+    from tests.signing import post_signed
+    r = post_signed(client, "/twilio/voice/name", {"CallSid": sid, "RecordingUrl": url})
+    assert conference(parse(r)) is not None
+    row = session.scalar(sa.select(Call).where(Call.twilio_sid == sid))
+    assert row.name_recording_url == url
+    r = post_signed(client, f"/twilio/voice/name-announcement/{row.id}", {"CallSid": "CA" + "0" * 32})
+    assert f"<Play>{url}</Play>".encode() in r.data and b"has joined" in r.data
+
+
+def test_a_recording_url_that_is_not_twilios_is_never_played(client, session, group, line):
+    series = meeting(session, group, line, record_names=True)
+    sid, _ = call(client)
+    press(client, sid, series.access_code)
+    from tests.signing import post_signed
+    post_signed(client, "/twilio/voice/name", {"CallSid": sid, "RecordingUrl": "https://evil.example/x.mp3"})
+    assert session.scalar(sa.select(Call.name_recording_url).where(Call.twilio_sid == sid)) is None

@@ -97,6 +97,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "sms.control_hosts_only": {"en": "Only a host can do that.", "fr": "Seul un animateur peut faire cela."},
     "sms.host_hand_up": {"en": "{who} raised their hand.", "fr": "{who} lève la main."},
     "sms.host_hand_down": {"en": "{who} lowered their hand.", "fr": "{who} a baissé la main."},
+    "sms.call_me_on": {"en": "We'll call you when your meetings start: press 1 to join. Text NO CALL to stop.",
+                       "fr": "Nous vous appellerons au début de vos réunions : tapez 1 pour entrer. Envoyez PAS D'APPEL pour arrêter."},
+    "sms.call_me_off": {"en": "We won't call you for meetings any more. Text CALL ME to change that.",
+                        "fr": "Nous ne vous appellerons plus pour les réunions. Envoyez APPELEZ-MOI pour changer d'avis."},
     "sms.reminder": {
         "en": "Reminder: {group} meets {when}. Call {number} and enter code {code} then #.",
         "fr": "Rappel : réunion {group} {when}. Appelez le {number} et tapez le code {code} puis #.",

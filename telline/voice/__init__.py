@@ -7,5 +7,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from telline.sms.router import EXTENSION
-    from telline.voice import sms_controls
+    from telline.voice import dialout, sms_controls
     sms_controls.install(app.extensions[EXTENSION])
+    dialout.install(app.extensions[EXTENSION])

@@ -93,3 +93,17 @@ def test_random_forms_never_get_a_5xx(client, session, meeting_on, route, form):
     r = post_signed(client, route, form)
     assert r.status_code < 500, (route, form, r.data[:300])
     session.rollback()
+
+
+@pytest.mark.parametrize("body,wanted", [("Call me", True), ("Appelez-moi !", True), ("no call", False),
+                                         ("pas d'appel", False)])
+def test_members_choose_to_be_called_by_text(app, client, session, group, line, standin, body, wanted):
+    ana = member(session, group, ANA, "Ana")
+    r = post_signed(client, "/twilio/sms", {"MessageSid": "SM" + "3" * 32, "From": ANA, "To": line.phone_number,
+                                            "Body": body})
+    assert r.status_code == 200
+    session.refresh(ana)
+    assert ana.preferences.get("call_me") is wanted
+    run_jobs(app)
+    assert texts_to(standin, ANA)[0].startswith(("We'll call you", "Nous vous appellerons") if wanted
+                                                 else ("We won't call you", "Nous ne vous appellerons"))

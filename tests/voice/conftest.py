@@ -12,14 +12,9 @@ from telline.models import Group, Line, Member, Membership, utcnow
 from telline.scheduling.series import create_series
 from tests.signing import post_signed
 
-LINE = "+15005550006"
-PUBLIC_URL = "http://telline.test"
+from tests.sms.conftest import LINE, PUBLIC_URL, settings_overrides  # noqa: F401 — the app talks to the stand-in
+
 _sids = iter(range(1, 10**6))
-
-
-@pytest.fixture
-def settings_overrides(standin):
-    return {"twilio_api_base_url": standin.url, "public_url": PUBLIC_URL}
 
 
 @pytest.fixture

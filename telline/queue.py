@@ -84,6 +84,10 @@ def enqueue_now(func: Callable, *args, queue: str = "default", **job_options):
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
+    # SQLAlchemy fires after_commit when a savepoint is released too (the savepoint is still
+    # the session's current transaction then): only the outermost commit makes rows visible.
+    if session.in_nested_transaction():
+        return
     for target, func, args, at, options in session.info.pop(_PENDING, ()):
         if at is None:
             target.enqueue(func, *args, **options)

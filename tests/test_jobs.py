@@ -132,3 +132,17 @@ def test_telline_worker_command_runs_a_job_in_a_forked_work_horse(tmp_path, redi
     # The job's own log line carries its id.
     assert any(f'"job_id": "{job_id}"' in line and "renamed group" in line for line in done.stderr.splitlines())
     app.extensions["telline.db"].engine.dispose()
+
+
+def test_a_released_savepoint_is_not_the_commit(session):
+    """Savepoints inside the transaction (send_text uses one) must not send jobs early."""
+    enqueue_after_commit(session, sample_jobs.rename_group, 1, "x")
+    with session.begin_nested():
+        session.add(Group(name="inner"))
+    assert queued_ids() == []  # a worker would find no row yet
+    enqueue_after_commit(session, sample_jobs.rename_group, 2, "y")
+    with session.begin_nested():
+        session.add(Group(name="inner 2"))
+    assert queued_ids() == []
+    session.commit()
+    assert len(queued_ids()) == 2

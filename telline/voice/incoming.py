@@ -43,7 +43,13 @@ class Answer:
 
 def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_raw: str | None,
                  status: str | None, base_url: str, lockout: Lockout, now: dt.datetime | None = None) -> Answer:
-    now = now or utcnow()
+    answer = _receive_call(session, call_sid, from_raw, to_raw, status, base_url, lockout, now or utcnow())
+    session.commit()  # one transaction per request: the call row and whatever was decided
+    return answer
+
+
+def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw: str | None, status: str | None,
+                  base_url: str, lockout: Lockout, now: dt.datetime) -> Answer:
     caller = phone.from_twilio(from_raw)
     line = line_for(session, phone.from_twilio(to_raw))
     call = _call_row(session, call_sid, caller, line, phone.from_twilio(to_raw), status)
@@ -68,7 +74,13 @@ def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_ra
 def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
                now: dt.datetime | None = None) -> Answer:
     """The caller pressed digits (or nothing: Digits absent means the prompt timed out)."""
-    now = now or utcnow()
+    answer = _enter_code(session, call_sid, digits, base_url, lockout, now or utcnow())
+    session.commit()
+    return answer
+
+
+def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
+                now: dt.datetime) -> Answer:
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
     line = session.get(Line, call.line_id) if call and call.line_id else None
     if call is None or line is None:
@@ -86,7 +98,6 @@ def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url:
     if not on_now:  # the meeting ended while they typed
         return _no_meeting(session, group, call.from_number, now)
     call.code_attempts += 1
-    session.commit()
     if code:
         locked = lockout.failed(call.from_number, line.id)
         log.warning("wrong meeting code", extra={"call_sid": call_sid, "from": phone.mask(call.from_number),
@@ -108,8 +119,10 @@ def name_recorded(session: Session, *, call_sid: str, recording_url: str | None,
         call.name_recording_url = url
     occurrence = session.get(MeetingOccurrence, call.occurrence_id)
     series = session.get(MeetingSeries, occurrence.series_id)
-    return _admit(session, call, series, occurrence, call.role or "member", base_url,
-                  session.get(Group, series.group_id), ask_name=False)
+    answer = _admit(session, call, series, occurrence, call.role or "member", base_url,
+                    session.get(Group, series.group_id), ask_name=False)
+    session.commit()
+    return answer
 
 
 def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: MeetingOccurrence, role: str,
@@ -128,7 +141,6 @@ def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: Meet
         if present >= series.max_participants:
             return Answer("meeting_full", language)
     call.occurrence_id, call.role = occurrence.id, role
-    session.commit()
     if ask_name and series.record_names and role == "member":
         return Answer("record_name", language)  # then back through name_recorded()
     seat = ConferenceSeat(
@@ -162,7 +174,7 @@ def _call_row(session: Session, call_sid: str, caller: str | None, line: Line | 
                     member_id=member_id, from_number=caller, to_number=called,
                     status=(status or "ringing")[:16])
         session.add(call)
-        session.commit()
+        session.flush()  # committed with the rest of the request
     return call
 
 
@@ -189,8 +201,10 @@ def dialled_pressed(session: Session, *, call_sid: str, digits: str | None, base
     if (digits or "").strip() != "1":
         return Answer("goodbye", group.language)
     occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    return _admit(session, call, session.get(MeetingSeries, occurrence.series_id), occurrence, "member",
-                  base_url, group)
+    answer = _admit(session, call, session.get(MeetingSeries, occurrence.series_id), occurrence, "member",
+                    base_url, group)
+    session.commit()
+    return answer
 
 
 def _group_of(session: Session, call: Call) -> Group:

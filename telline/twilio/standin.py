@@ -5,6 +5,14 @@ memory, answers in Twilio's JSON shapes and error codes, records every API reque
 told to misbehave (refuse, answer slowly, act and then drop the connection) and sends
 signed message status callbacks.
 
+Conferences behave as Twilio's do, whoever changes them — a call's TwiML (incoming_call,
+enter_conference, hang_up: what a call simulator drives) or the REST API (mute, kick, end):
+a conference waits ("init") until a participant with startConferenceOnEnter arrives, ends
+when an endConferenceOnExit participant or the last one leaves, and every change is a
+signed conference status callback (SequenceNumber, Timestamp from `clock`) to the
+statusCallback its first participant asked for, for the events it asked for. Callbacks go
+out from a thread as they happen, or, with hold_callbacks, wait for deliver_callbacks().
+
 In a thread:   with StandIn("token") as standin: ... standin.url ...
 As a process:  python -m telline.twilio.standin --port 8099 --auth-token X
                then steered from elsewhere through /_standin/... (StandInControl).
@@ -16,6 +24,7 @@ import argparse
 import contextlib
 import dataclasses
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -64,6 +73,10 @@ _FIELDS = {kind: fields.split() for kind, fields in {
 }.items()}
 _PARTICIPANT_FLAGS = {"Muted": "muted", "Hold": "hold", "Coaching": "coaching",
                       "EndConferenceOnExit": "end_conference_on_exit"}
+# statusCallbackEvent word -> the conference callbacks it asks for
+_EVENT_SUBSCRIPTION = {"conference-start": "start", "conference-end": "end", "participant-join": "join",
+                       "participant-leave": "leave", "participant-mute": "mute", "participant-unmute": "mute",
+                       "participant-hold": "hold", "participant-unhold": "hold"}
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _GSM7 = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
          "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
@@ -143,15 +156,17 @@ class StandIn(_FaultMethods):
 
     account_sid None accepts any account whose SID is the Basic user name.
     auto_status: statuses each new message moves through, with callbacks, e.g. ("sent", "delivered").
+    clock: what time it is for conference callbacks' Timestamp (a zone-aware datetime; default: now).
     """
 
     def __init__(self, auth_token: str, *, account_sid: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0, auto_status=()):
+                 port: int = 0, auto_status=(), clock=None):
         self.auth_token, self.account_sid, self.host, self.port = auth_token, account_sid, host, port
         self._initial_auto_status = tuple(auto_status)
+        self._initial_clock = clock or _utcnow
         self._lock = threading.Lock()  # guards all the state; nothing slow runs under it
         self._wake = threading.Event()  # injected delays sleep on it: set, it cuts them short
-        self._outbox: queue.Queue = queue.Queue()  # automatic status callbacks, in order
+        self._outbox: queue.Queue = queue.Queue()  # automatic callbacks (callables), in order
         self._server, self._threads = None, []
         self.reset()
 
@@ -164,7 +179,7 @@ class StandIn(_FaultMethods):
         self._server = make_server(self.host, self.port, self, threaded=True, request_handler=_Handler)
         self.port = self._server.port  # the one the OS chose for port 0; a restart reuses it
         self._threads = [threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}),
-                         threading.Thread(target=self._deliver_auto_status)]
+                         threading.Thread(target=self._deliver_outbox)]
         for thread in self._threads:
             thread.daemon = True
             thread.start()
@@ -188,14 +203,23 @@ class StandIn(_FaultMethods):
         self.stop()
 
     def reset(self) -> None:
-        """Forget every resource, request and fault; restore auto_status; cut pending delays short."""
+        """Forget every resource, request, fault and held callback; restore auto_status, clock and
+        hold_callbacks; cut pending delays short."""
         with self._lock:
             self._requests: list[RecordedRequest] = []
             self._faults: list[Fault] = []
             self._messages, self._calls, self._conferences = {}, {}, {}  # by SID
             self._participants: dict[str, dict] = {}  # by call SID: a call is in one conference at most
             self._status_callbacks: dict[str, str] = {}  # message SID -> its StatusCallback URL
+            # By conference SID, what is not a resource field: callback URL and events, sequence, size.
+            self._conference_state: dict[str, dict] = {}
+            self._twiml_calls: set[str] = set()  # in a conference by their TwiML: their call goes on after it
+            self._conference_events: list[dict] = []  # every conference event, subscribed or not
+            self._held: list[tuple[str, dict]] = []  # callbacks waiting for deliver_callbacks()
+            self._sent: list[dict] = []  # callbacks POSTed, and the answer
             self.auto_status = self._initial_auto_status
+            self.clock = self._initial_clock
+            self.hold_callbacks = False
             self._cut_delays()
 
     def _cut_delays(self) -> None:
@@ -242,25 +266,123 @@ class StandIn(_FaultMethods):
             return None
         if error_code is not None:
             params["ErrorCode"] = str(error_code)
-        signature = RequestValidator(self.auth_token).compute_signature(url, params)
-        return requests.post(url, data=params, timeout=10, headers={
-            "X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}).status_code
+        return self._post_signed(url, params)
 
     def wait_callbacks(self, timeout: float = 5.0) -> bool:
-        """Wait until the automatic status callbacks are all delivered; False on timeout."""
+        """Wait until the automatic callbacks (message statuses, conference events unless held) are
+        all delivered; False on timeout."""
         with self._outbox.all_tasks_done:
             return self._outbox.all_tasks_done.wait_for(lambda: not self._outbox.unfinished_tasks, timeout)
 
-    def _deliver_auto_status(self) -> None:
-        # One thread for all, so that each message's callbacks keep their order.
+    def deliver_callbacks(self, post=None) -> list[int]:
+        """Deliver the held conference callbacks, oldest first, from the calling thread (those that
+        a delivery causes too). post(url, params, headers) -> HTTP status sends each one; default:
+        over HTTP. Returns the receiver's statuses."""
+        statuses = []
+        while True:
+            with self._lock:
+                if not self._held:
+                    return statuses
+                url, params = self._held.pop(0)
+            statuses.append(self._post_signed(url, params, post))
+
+    def callbacks_sent(self) -> list[dict]:
+        """Every callback POSTed so far (message statuses, conference events), oldest first:
+        url, params, and status — the receiver's HTTP status, None when it could not be reached."""
+        with self._lock:
+            return [dict(sent) for sent in self._sent]
+
+    def _post_signed(self, url: str, params: dict, post=None) -> int:
+        status = None
+        try:
+            status = (post or _http_post)(url, params, self._signed_headers(url, params))
+        finally:
+            with self._lock:
+                self._sent.append({"url": url, "params": params, "status": status})
+        return status
+
+    def _signed_headers(self, url: str, params: dict) -> dict:
+        return {"X-Twilio-Signature": RequestValidator(self.auth_token).compute_signature(url, params),
+                "User-Agent": "TwilioProxy/1.1"}
+
+    def _deliver_outbox(self) -> None:
+        # One thread for all, so that callbacks keep their order.
         while (item := self._outbox.get()) is not None:
             try:
-                self.send_status(*item)
+                item()
             except (requests.RequestException, KeyError) as exc:  # KeyError: reset() forgot the message
-                log.warning("status callback %s not delivered: %s", item, exc)
+                log.warning("callback %s not delivered: %s", item, exc)
             finally:
                 self._outbox.task_done()
         self._outbox.task_done()
+
+    # --- the voice side: what Twilio's engine does as it runs a call's TwiML ------------
+    def incoming_call(self, from_: str, to: str, *, account_sid: str | None = None) -> str:
+        """A phone calls one of the account's numbers: a new inbound call, ringing. Returns its SID."""
+        account = account_sid or self.account_sid
+        if account is None:
+            raise ValueError("this stand-in accepts any account: say which one is called")
+        with self._lock:
+            return self._new_call(account, from_, to, "ringing", direction="inbound")["sid"]
+
+    def enter_conference(self, call_sid: str, name: str, *, muted: bool = False,
+                         start_conference_on_enter: bool = True, end_conference_on_exit: bool = False,
+                         max_participants: int = 250, status_callback: str | None = None,
+                         status_callback_event: str = "", label: str | None = None) -> dict | None:
+        """<Dial><Conference>: the call enters the conference of that name (waiting or in progress),
+        or a new one. Returns the participant, or None when the conference is full (the <Dial> ends)."""
+        with self._lock:
+            call = self._calls[call_sid]
+            if call_sid in self._participants or call["status"] in ("completed", "canceled"):
+                raise ValueError(f"call {call_sid} is already in a conference, or over")
+            conference = self._conference_named(call["account_sid"], name)
+            state = self._conference_state[conference["sid"]]
+            # The first participant's settings hold for the conference (unverified: all of telline's agree).
+            if state["callback"] is None and status_callback:
+                state.update(callback=status_callback, events=frozenset(status_callback_event.split()))
+            state["max"] = state["max"] or max_participants
+            if sum(p["conference_sid"] == conference["sid"] for p in self._participants.values()) >= state["max"]:
+                return None
+            call.update(status="in-progress", date_updated=_rfc2822())
+            self._twiml_calls.add(call_sid)
+            return dict(self._join(conference, call, muted=muted, start=start_conference_on_enter,
+                                   end=end_conference_on_exit, label=label))
+
+    def hang_up(self, call_sid: str) -> None:
+        """The caller hangs up (or the TwiML ran out): out of its conference, if in one; the call ends."""
+        with self._lock:
+            if call_sid in self._participants:
+                self._leave(call_sid, "left")
+            self._twiml_calls.discard(call_sid)
+            call = self._calls[call_sid]
+            if call["status"] not in ("completed", "canceled"):
+                call.update(status="completed", end_time=_rfc2822(), date_updated=_rfc2822())
+
+    def call(self, sid: str) -> dict:
+        with self._lock:
+            return dict(self._calls[sid])
+
+    def participant(self, call_sid: str) -> dict | None:
+        """The call's participant while it is in a conference, else None."""
+        with self._lock:
+            found = self._participants.get(call_sid)
+            return dict(found) if found else None
+
+    def conference_named(self, name: str) -> dict | None:
+        """The newest conference of that friendly name, in any status."""
+        with self._lock:
+            found = [c for c in self._conferences.values() if c["friendly_name"] == name]
+            return dict(found[-1]) if found else None
+
+    def participants_in(self, conference_sid: str) -> list[dict]:
+        with self._lock:
+            return [dict(p) for p in self._participants.values() if p["conference_sid"] == conference_sid]
+
+    def conference_events(self, conference_sid: str | None = None) -> list[dict]:
+        """Every conference status callback's parameters, in order — those nobody subscribed to too."""
+        with self._lock:
+            return [dict(e) for e in self._conference_events
+                    if conference_sid is None or e["ConferenceSid"] == conference_sid]
 
     # --- WSGI ---------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -338,7 +460,7 @@ class StandIn(_FaultMethods):
         if form.get("StatusCallback"):
             self._status_callbacks[message["sid"]] = form["StatusCallback"]
         for status in self.auto_status:
-            self._outbox.put((message["sid"], status))
+            self._outbox.put(functools.partial(self.send_status, message["sid"], status))
         return _json(message, 201)
 
     def _messages_get(self, request, account):
@@ -371,8 +493,8 @@ class StandIn(_FaultMethods):
             call.update(status=request.form["Status"], end_time=_rfc2822())
         return _json(call)  # a new Url or Twiml is taken as is: no TwiML runs here
 
-    def _new_call(self, account, from_, to, status):
-        return self._create(self._calls, "call", "CA", account, "Calls", ["Recordings"], direction="outbound-api",
+    def _new_call(self, account, from_, to, status, direction="outbound-api"):
+        return self._create(self._calls, "call", "CA", account, "Calls", ["Recordings"], direction=direction,
                             from_formatted=from_, to=to, to_formatted=to, status=status, price_unit="USD",
                             queue_time="0", **{"from": from_})
 
@@ -394,14 +516,15 @@ class StandIn(_FaultMethods):
     def _participants_post(self, request, account, conference):
         form = _require_endpoints(request.form)
         conference = self._conference_for(account, conference, request.path)
+        state = self._conference_state[conference["sid"]]
+        if state["callback"] is None and form.get("ConferenceStatusCallback"):
+            events = " ".join(form.getlist("ConferenceStatusCallbackEvent")).split()
+            state.update(callback=form["ConferenceStatusCallback"], events=frozenset(events))
         call = self._new_call(account, form["From"], form["To"], "in-progress")
-        participant = self._participants[call["sid"]] = _resource(
-            "participant", account_sid=account, call_sid=call["sid"], conference_sid=conference["sid"],
-            date_created=call["date_created"], date_updated=call["date_created"], label=form.get("Label"),
-            muted=_bool(form.get("Muted")), hold=False, coaching=_bool(form.get("Coaching")),
-            start_conference_on_enter=_bool(form.get("StartConferenceOnEnter"), True),
-            end_conference_on_exit=_bool(form.get("EndConferenceOnExit")), queue_time="0", status="connected",
-            uri=conference["uri"].replace(".json", f"/Participants/{call['sid']}.json"))
+        participant = self._join(conference, call, muted=_bool(form.get("Muted")),
+                                 start=_bool(form.get("StartConferenceOnEnter"), True),
+                                 end=_bool(form.get("EndConferenceOnExit")), label=form.get("Label"),
+                                 coaching=_bool(form.get("Coaching")))
         # No phone rings here: the callee is connected at once, though the answer says "queued" as Twilio's does.
         return _json({**participant, "status": "queued"}, 201)
 
@@ -415,8 +538,14 @@ class StandIn(_FaultMethods):
 
     def _participant_post(self, request, account, conference, sid):
         participant = self._participant(account, conference, sid, request.path)
+        before = dict(participant)
         participant.update({field: _bool(request.form[key]) for key, field in _PARTICIPANT_FLAGS.items()
                             if key in request.form}, date_updated=_rfc2822())
+        for field, (on, off) in (("muted", ("participant-mute", "participant-unmute")),
+                                 ("hold", ("participant-hold", "participant-unhold"))):
+            if participant[field] != before[field]:  # a change is an event; asking again is not
+                self._emit(self._conferences[participant["conference_sid"]], on if participant[field] else off,
+                           participant)
         return _json(participant)  # HoldUrl, AnnounceUrl... are taken, and nothing plays
 
     def _participant_delete(self, request, account, conference, sid):
@@ -425,14 +554,36 @@ class StandIn(_FaultMethods):
         return Response(status=204)
 
     def _conference_for(self, account, ref, path):
-        """By SID; or by friendly name, as Twilio allows here: the one in progress, or a new one."""
+        """By SID; or by friendly name, as Twilio allows here: the one waiting or in progress, or a new one."""
         if re.fullmatch(r"CF[0-9a-fA-F]{32}", ref):
             return _find(self._conferences, ref, account, path)
-        running = [c for c in self._conferences.values()
-                   if (c["account_sid"], c["friendly_name"], c["status"]) == (account, ref, "in-progress")]
-        return running[0] if running else self._create(
-            self._conferences, "conference", "CF", account, "Conferences", ["Participants", "Recordings"],
-            friendly_name=ref, region="us1", status="in-progress")
+        return self._conference_named(account, ref)
+
+    def _conference_named(self, account, name):
+        running = [c for c in self._conferences.values() if (c["account_sid"], c["friendly_name"]) == (account, name)
+                   and c["status"] in ("init", "in-progress")]
+        if running:
+            return running[0]
+        conference = self._create(self._conferences, "conference", "CF", account, "Conferences",
+                                  ["Participants", "Recordings"], friendly_name=name, region="us1", status="init")
+        self._conference_state[conference["sid"]] = {"callback": None, "events": frozenset(), "sequence": 0,
+                                                     "max": None}
+        return conference
+
+    def _join(self, conference, call, *, muted, start, end, label, coaching=False):
+        """The call is in: participant-join; a conference waiting for a participant like this one starts."""
+        participant = self._participants[call["sid"]] = _resource(
+            "participant", account_sid=call["account_sid"], call_sid=call["sid"], conference_sid=conference["sid"],
+            date_created=_rfc2822(), date_updated=_rfc2822(), label=label, muted=muted, hold=False,
+            coaching=coaching, start_conference_on_enter=start, end_conference_on_exit=end, queue_time="0",
+            status="connected", uri=conference["uri"].replace(".json", f"/Participants/{call['sid']}.json"))
+        # participant-join at once, even into a conference still waiting (unverified: Twilio may hold it
+        # back until conference-start; telline's roster then counts attendance from a later time).
+        self._emit(conference, "participant-join", participant)
+        if start and conference["status"] == "init":  # those who waited (hold music) now hear each other
+            conference.update(status="in-progress", date_updated=_rfc2822())
+            self._emit(conference, "conference-start")
+        return participant
 
     def _participant(self, account, conference_sid, call_sid, path):
         participant = self._participants.get(call_sid)
@@ -441,22 +592,59 @@ class StandIn(_FaultMethods):
         return participant
 
     def _leave(self, call_sid, how):
-        """A participant leaves (how: left, kicked): its call ends, and the conference ends as Twilio's would."""
+        """A participant leaves (how: left, kicked), and the conference ends as Twilio's would. Its call
+        ends — unless it was kicked and its TwiML goes on after the <Dial>."""
         participant = self._participants.pop(call_sid)
-        self._calls[call_sid].update(status="completed", end_time=_rfc2822(), date_updated=_rfc2822())
         conference = self._conferences[participant["conference_sid"]]
+        self._out_of_conference(conference, participant, "participant_hung_up" if how == "left"
+                                else "participant_kicked", call_over=how == "left")
         if participant["end_conference_on_exit"]:
             self._end(conference, f"participant-with-end-conference-on-exit-{how}", call_sid)
         elif not any(p["conference_sid"] == conference["sid"] for p in self._participants.values()):
             self._end(conference, f"last-participant-{how}", call_sid)
 
     def _end(self, conference, reason, ending_call_sid=None):
-        conference.update(status="completed", reason_conference_ended=reason,
-                          call_sid_ending_conference=ending_call_sid, date_updated=_rfc2822())
+        """Everyone still in leaves (participant-leave each), then conference-end."""
         for call_sid, participant in list(self._participants.items()):
             if participant["conference_sid"] == conference["sid"]:
                 del self._participants[call_sid]
-                self._calls[call_sid].update(status="completed", end_time=_rfc2822())
+                self._out_of_conference(conference, participant, reason.replace("-", "_"), call_over=False)
+        conference.update(status="completed", reason_conference_ended=reason,
+                          call_sid_ending_conference=ending_call_sid, date_updated=_rfc2822())
+        self._emit(conference, "conference-end", ReasonConferenceEnded=reason,
+                   CallSidEndingConference=ending_call_sid)
+
+    def _out_of_conference(self, conference, participant, reason, *, call_over):
+        call = self._calls[participant["call_sid"]]
+        if call_over or participant["call_sid"] not in self._twiml_calls:  # nothing more for it to do
+            call.update(status="completed", end_time=_rfc2822(), date_updated=_rfc2822())
+        # Values as Twilio's docs list them (unverified); telline does not read them.
+        self._emit(conference, "participant-leave", participant, ReasonParticipantLeft=reason,
+                   ParticipantCallStatus=call["status"])
+
+    def _emit(self, conference, event, participant=None, **extra):
+        """One conference status callback: numbered, stamped, recorded; sent if its event was asked for."""
+        state = self._conference_state[conference["sid"]]
+        state["sequence"] += 1
+        now = self.clock().astimezone(timezone.utc).replace(microsecond=0)
+        params = {"AccountSid": conference["account_sid"], "ConferenceSid": conference["sid"],
+                  "FriendlyName": conference["friendly_name"], "StatusCallbackEvent": event,
+                  "SequenceNumber": str(state["sequence"]), "Timestamp": email.utils.format_datetime(now)}
+        if participant is not None:
+            params.update({key: str(participant[field]).lower() for key, field in _PARTICIPANT_FLAGS.items()},
+                          CallSid=participant["call_sid"],
+                          StartConferenceOnEnter=str(participant["start_conference_on_enter"]).lower())
+            if participant["label"]:
+                params["ParticipantLabel"] = participant["label"]
+        params.update({key: value for key, value in extra.items() if value is not None})
+        self._conference_events.append(params)
+        url = state["callback"]
+        if url is None or _EVENT_SUBSCRIPTION[event] not in state["events"]:
+            return
+        if self.hold_callbacks:
+            self._held.append((url, params))
+        else:
+            self._outbox.put(functools.partial(self._post_signed, url, params))
 
     def _create(self, store, kind, prefix, account, collection, subresources, **values) -> dict:
         sid, now = prefix + secrets.token_hex(16), _rfc2822()
@@ -591,6 +779,14 @@ def _resource(kind: str, **values) -> dict:
 
 def _rfc2822() -> str:
     return email.utils.format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _http_post(url: str, params: dict, headers: dict) -> int:
+    return requests.post(url, data=params, timeout=10, headers=headers).status_code
 
 
 def _bool(value: str | None, default: bool = False) -> bool:

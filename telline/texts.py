@@ -15,6 +15,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Welcome to {group}. Please enter your meeting code, then press the hash key.",
         "fr": "Bienvenue dans le groupe {group}. Tapez le code de votre réunion, puis la touche dièse.",
     },
+    "voice.caller_id_welcome": {
+        "en": "Welcome to {group}. Press the hash key to join, or enter the host PIN.",
+        "fr": "Bienvenue dans le groupe {group}. Appuyez sur la touche dièse pour entrer, ou tapez le code animateur.",
+    },
     "voice.retry_code": {
         "en": "Sorry, that code did not work. Please enter your meeting code, then press the hash key.",
         "fr": "Désolé, ce code ne fonctionne pas. Tapez le code de votre réunion, puis la touche dièse.",

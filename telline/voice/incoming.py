@@ -62,13 +62,22 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     on_now = meetings.on_now(session, line, now)
     if not on_now:
         return _no_meeting(session, group, caller, now)
-    member = session.get(Member, call.member_id) if call.member_id else None
-    if member is not None and _is_active_member(session, member, group):
-        for series, start in on_now:
-            if series.caller_id_joins:  # off by default: caller ID can be spoofed
-                return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
-                              base_url, group)
+    known = _caller_id_series(session, call, group, on_now)
+    if known is not None:
+        series, start = known
+        if series.host_pin:  # a facilitator is often a member too: give her a moment for the PIN
+            return Answer("caller_id_welcome", group.language, group=group.name)
+        return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
+                      base_url, group)
     return Answer("ask_code", group.language, group=group.name)
+
+
+def _caller_id_series(session: Session, call: Call, group: Group, on_now):
+    """The meeting a known member may join by caller ID alone (off by default: it can be spoofed)."""
+    member = session.get(Member, call.member_id) if call.member_id else None
+    if member is None or not _is_active_member(session, member, group):
+        return None
+    return next(((series, start) for series, start in on_now if series.caller_id_joins), None)
 
 
 def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
@@ -97,6 +106,12 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: s
             return _admit(session, call, series, meetings.occurrence(session, series, start), role, base_url, group)
     if not on_now:  # the meeting ended while they typed
         return _no_meeting(session, group, call.from_number, now)
+    if not code and call.code_attempts == 0:
+        known = _caller_id_series(session, call, group, on_now)
+        if known is not None:  # "press # to join": a caller-ID member who did not enter the host PIN
+            series, start = known
+            return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
+                          base_url, group)
     call.code_attempts += 1
     if code:
         locked = lockout.failed(call.from_number, line.id)

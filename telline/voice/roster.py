@@ -153,17 +153,23 @@ class Attendance:
 
 
 def attendance(session: Session, occurrence_id: int) -> list[Attendance]:
-    """Who attended and for how long (a caller who rejoined is counted once, all stays added)."""
-    totals: dict[tuple, float] = {}
-    for line in roster(session, occurrence_id):
-        if line.joined_at is None:
-            continue
-        end = line.left_at or utcnow()
-        p = session.get(ConferenceParticipant, line.participant_id)
-        key = (p.member_id or line.shown_as, line.shown_as, p.member_id, line.role)
-        totals[key] = totals.get(key, 0.0) + (end - line.joined_at).total_seconds() / 60
-    return [Attendance(shown, member_id, role, round(minutes, 1))
-            for (_, shown, member_id, role), minutes in totals.items()]
+    """Who attended and for how long. A person who rejoined is counted once, all stays added:
+    a member by their id, anyone else by their number — or, withheld, by their call."""
+    rows = session.execute(
+        sa.select(ConferenceParticipant, Member.display_name, caller_number(Call))
+        .outerjoin(Member, Member.id == ConferenceParticipant.member_id)
+        .outerjoin(Call, Call.twilio_sid == ConferenceParticipant.call_sid)
+        .where(ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.joined_at.is_not(None))
+        .order_by(ConferenceParticipant.id))
+    people: dict[tuple, Attendance] = {}
+    for p, name, number in rows:
+        who = ("member", p.member_id) if p.member_id else ("number", number) if number else ("call", p.call_sid)
+        minutes = ((p.left_at or utcnow()) - p.joined_at).total_seconds() / 60
+        before = people.get(who)
+        people[who] = Attendance(name or f"Caller {phone.mask_tail(number)}", p.member_id,
+                                 "host" if p.role == "host" or (before and before.role == "host") else p.role,
+                                 (before.minutes if before else 0.0) + minutes)
+    return [dataclasses.replace(a, minutes=round(a.minutes, 1)) for a in people.values()]
 
 
 def announcement_text(session: Session, announcement_id: int) -> tuple[str, str] | None:

@@ -143,7 +143,8 @@ _SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.
                      "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
                      "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
                      "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}
-_ASK_CODE = {"ask_code": "voice.ask_code", "retry_code": "voice.retry_code", "no_code": "voice.no_code"}
+_ASK_CODE = {"ask_code": "voice.ask_code", "retry_code": "voice.retry_code", "no_code": "voice.no_code",
+             "caller_id_welcome": "voice.caller_id_welcome"}
 
 
 def _render(answer: Answer) -> Response:

@@ -152,8 +152,15 @@ def test_caller_id_lets_known_members_skip_the_code_only_when_the_group_allows_i
     assert root.find("Gather") is not None  # off by default: caller ID can be spoofed
     series.caller_id_joins = True
     session.commit()
+    sid, root = call(client)
+    assert "Press the hash key to join, or enter the host PIN" in said(root)  # a host may be a member too
+    assert conference(press(client, sid, "")) is not None  # "#" (or nothing): in as a member
+    sid, _ = call(client)
+    assert conference(press(client, sid, series.host_pin)).get("startConferenceOnEnter") == "true"
+    series.host_pin = None
+    session.commit()
     _, root = call(client)
-    assert conference(root) is not None
+    assert conference(root) is not None  # no host PIN to wait for: straight in
     _, root = call(client, sender="anonymous")
     assert root.find("Gather") is not None
     _, root = call(client, sender="+447911123999")  # not a member

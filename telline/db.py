@@ -42,9 +42,13 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_on_connect)
-        # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy
-        # emit BEGIN itself (the recipe from SQLAlchemy's SQLite dialect docs).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN
+        # itself (the recipe from SQLAlchemy's SQLite dialect docs). IMMEDIATE: a transaction
+        # that reads then writes must queue behind another writer (busy_timeout) — with a
+        # plain BEGIN it fails at once with "database is locked" when the other commits first.
+        # The price: one writer at a time, so nobody may hold a transaction across a network
+        # call (jobs commit before talking to Twilio).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from telline import db, phone
 from telline.models import Group, Line, Member, Message, utcnow
@@ -80,6 +81,7 @@ def deliver(message_id: int) -> str:
             return msg.status
 
     cost = msg.segments if line.sms_rate_unit == "segments" else 1
+    session.commit()  # no transaction held while waiting for the rate or for Twilio
     if not limiter().acquire(line.phone_number, line.sms_rate, cost=cost, timeout=RATE_WAIT):
         return _later(msg, 1.0, "line at its rate")
 
@@ -144,15 +146,23 @@ def _claim(session: Session, msg: Message) -> bool:
         sa.update(Message)
         .where(Message.id == msg.id, Message.status == msg.status, Message.attempts == msg.attempts)
         .values(status="submitting", attempts=Message.attempts + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     ).rowcount
     session.commit()
-    session.refresh(msg)
-    return claimed == 1
+    if claimed != 1:
+        session.refresh(msg)  # someone else moved it: report what it is now
+        return False
+    # Mirror the row without reading it back: a read would open a transaction (and on SQLite
+    # take the write lock) for the whole Twilio request.
+    set_committed_value(msg, "status", "submitting")
+    set_committed_value(msg, "attempts", msg.attempts + 1)
+    return True
 
 
 def _reconcile(session: Session, msg: Message) -> bool:
     """Adopt the message Twilio already has for this row, if it has one."""
     line = session.get(Line, msg.line_id)
+    session.commit()  # no transaction held while Twilio answers
     found = gateway().find_messages(to=msg.to_number, from_=line.phone_number,
                                     sent_after=msg.created_at - dt.timedelta(days=1))
     taken = set(session.scalars(sa.select(Message.twilio_sid).where(

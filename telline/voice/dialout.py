@@ -63,15 +63,16 @@ def dial_out_members(occurrence_id: int) -> int:
         return 0
     already = set(session.scalars(sa.select(Call.member_id).where(
         Call.occurrence_id == occurrence.id, Call.direction == "outbound")))
-    members = session.scalars(sa.select(Member).join(Membership, (Membership.member_id == Member.id)
-                                                     & (Membership.group_id == series.group_id)
-                                                     & (Membership.status == "active")).order_by(Member.id))
+    members = list(session.scalars(sa.select(Member).join(Membership, (Membership.member_id == Member.id)
+                                                          & (Membership.group_id == series.group_id)
+                                                          & (Membership.status == "active")).order_by(Member.id)))
     dialled = 0
     for member in members:
         if not wants_a_call(member) or member.id in already:
             continue
         if consent.current(session, member.phone, channel="voice") == consent.OPT_OUT:
             continue
+        session.commit()  # hold no transaction while Twilio answers
         try:
             call = gateway().create_call(from_=line.phone_number, to=member.phone,
                                          url=f"{public}/twilio/voice/dialout/answer",

@@ -129,6 +129,7 @@ def end_job(occurrence_id: int) -> str:
 
 
 def _twilio(call, action: str) -> str:
+    db.session().commit()  # rows are read: hold no transaction while Twilio answers
     try:
         call()
     except TwilioError as exc:

@@ -353,12 +353,6 @@ def test_a_whole_meeting_in_process(in_process):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, raises=(TellineError, AssertionError), reason=(
-    "SQLite under concurrent requests: a webhook (or job) whose transaction reads, then writes after "
-    "another connection committed, fails at once with 'database is locked' (SQLITE_BUSY_SNAPSHOT: "
-    "busy_timeout does not apply) — here a caller's POST /twilio/voice (incoming._call_row) or a "
-    "conference callback (dedupe.first_time) answers 500 while the other is written. See "
-    "test_a_sqlite_writer_waits_for_another_instead_of_failing for the fix. A race: it may pass."))
 def test_a_whole_meeting_over_http(over_http):
     play_a_whole_meeting(over_http)
 
@@ -407,14 +401,6 @@ def test_callers_who_look_alike_are_counted_apart(in_process):
     assert {a.minutes for a in rows} == {30.0}
 
 
-@pytest.mark.xfail(strict=True, raises=sa.exc.OperationalError, reason=(
-    "telline/db.py make_engine(): the 'begin' listener emits a plain (deferred) BEGIN, so a SQLite "
-    "transaction that reads before it writes cannot wait for another writer: when that one commits first, "
-    "the write fails at once with 'database is locked' (SQLITE_BUSY_SNAPSHOT), whatever busy_timeout says. "
-    "Fix: emit 'BEGIN IMMEDIATE' there (writers then queue on busy_timeout) AND end each job's transaction "
-    "before it calls Twilio (telline/sms/delivery.py deliver/deliver_batch, the moderation jobs): with the "
-    "db.py half alone the over-HTTP meeting passes (6 of 6) but test_workers_killed_mid_broadcast_lose_and_"
-    "duplicate_nothing[sqlite] times out, its workers holding the lock across Twilio requests."))
 def test_a_sqlite_writer_waits_for_another_instead_of_failing(tmp_path):
     url = f"sqlite:///{tmp_path / 'telline.sqlite3'}"
     migrate.upgrade(url)

@@ -69,11 +69,18 @@ def _fresh_metrics_dir(path: str | None) -> None:
               help="Comma-separated, drained in this order.")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking.")
-def worker_command(queues, burst, simple):
+@click.option("--worker-ttl", type=int, default=420, show_default=True,
+              help="Seconds before a silent worker counts as dead.")
+@click.option("--maintenance-interval", type=int, default=600, show_default=True,
+              help="Seconds between the worker's registry clean-ups (where a dead worker's jobs are retried).")
+@click.option("--job-monitoring-interval", type=int, default=30, show_default=True,
+              help="Seconds between a running job's heartbeats.")
+def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_monitoring_interval):
     """An RQ worker (with RQ's scheduler for delayed jobs), an app context per job."""
     from telline.worker import make_worker
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
-                         simple=simple)
+                         simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
+                         job_monitoring_interval=job_monitoring_interval)
     worker.work(burst=burst, with_scheduler=True, logging_level=_settings().log_level)
 
 

@@ -78,3 +78,5 @@ def configure(fmt: str = "json", level: str = "INFO", stream=None) -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # The twilio client logs every request's headers and parameters at INFO: a dozen lines a text.
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, logging.getLevelName(level)))

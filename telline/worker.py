@@ -62,11 +62,13 @@ class TellineSimpleWorker(_AppContextPerJob, SimpleWorker):
     """Runs jobs in-process: faster, used by tests and for tiny deployments."""
 
 
-def make_worker(app: Flask, queue_names=None, simple: bool = False):
+def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options):
+    """rq_options are RQ's own Worker settings (worker_ttl, maintenance_interval,
+    job_monitoring_interval…): how soon a dead worker's jobs are found and retried."""
     jq: job_queue.JobQueues = app.extensions[job_queue.EXTENSION]
     selected = [jq[name] for name in (queue_names or job_queue.QUEUE_NAMES)]
     cls = TellineSimpleWorker if simple else TellineWorker
-    worker = cls(selected, connection=jq.connection)
+    worker = cls(selected, connection=jq.connection, **rq_options)
     worker.app = app
     return worker
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import sqlalchemy.orm
 from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
@@ -68,6 +69,9 @@ def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options
     jq: job_queue.JobQueues = app.extensions[job_queue.EXTENSION]
     selected = [jq[name] for name in (queue_names or job_queue.QUEUE_NAMES)]
     cls = TellineSimpleWorker if simple else TellineWorker
+    # Configure the ORM once in the parent: forked work horses inherit it instead of each
+    # paying for mapper configuration on its first query.
+    sqlalchemy.orm.configure_mappers()
     worker = cls(selected, connection=jq.connection, **rq_options)
     worker.app = app
     return worker

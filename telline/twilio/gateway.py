@@ -82,6 +82,10 @@ class TwilioGateway:
         self.api_base_url = api_base_url
         self.client = Client(account_sid, auth_token,
                              http_client=_BaseUrlHttpClient(api_base_url, timeout))
+        # twilio-python imports its API modules on first use (~80 ms): do it now, in the
+        # process that builds the app, not inside the first send — after a rate slot was booked,
+        # and again in every forked work horse.
+        self.client.api.v2010.account.messages  # noqa: B018 — the attribute access is the import
 
     # --- messages -------------------------------------------------------------
     def send_sms(self, *, from_: str, to: str, body: str, status_callback: str | None = None,

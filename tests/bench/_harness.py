@@ -1,0 +1,373 @@
+"""Shared plumbing for the pipeline benchmarks (not a benchmark itself).
+
+- a fresh database (PostgreSQL: a new database on the server, dropped afterwards;
+  SQLite: a new file in a temporary directory), migrated to head;
+- a group, a line and N opted-in members, bulk inserted;
+- the Twilio stand-in as its own process (own GIL), URL read from its first line;
+- `telline worker` subprocesses, as production runs them;
+- the plain twilio client as the baseline (N processes, create() in a loop);
+- CPU accounting per component from /proc, to say who was busy.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import datetime as dt
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+PYTHON = sys.executable
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+LINE_NUMBER = "+15005550006"
+WARM_UP = "+16190000000"  # the baseline's warm-up sends go here and are not counted
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- databases -------------------------------------------------------------------
+@contextlib.contextmanager
+def fresh_database(kind: str):
+    """Yield a migrated, empty database URL; drop it afterwards."""
+    from telline import migrate
+    if kind == "postgres":
+        import psycopg
+        name = f"telline_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        try:
+            migrate.upgrade(url)
+            yield url
+        finally:
+            with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    elif kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="telline-bench-") as tmp:
+            url = f"sqlite:///{tmp}/bench.sqlite3"
+            migrate.upgrade(url)
+            yield url
+    else:
+        raise ValueError(kind)
+
+
+def seed(engine: sa.Engine, members: int, sms_rate: float, sms_rate_unit: str = "messages",
+         first_member: int = 0) -> tuple[int, int]:
+    """A group (no quiet hours), its line at `sms_rate`, `members` active and opted in.
+    Returns (group_id, line_id)."""
+    from telline.models import ConsentEvent, Group, Line, Member, Membership, utcnow
+    now = utcnow()
+    with engine.begin() as conn:
+        group_id = conn.execute(sa.insert(Group).values(
+            name=f"bench {uuid.uuid4().hex[:6]}", language="en", timezone="UTC", default_region="US",
+            join_needs_confirmation=False, quiet_start=dt.time(0, 0), quiet_end=dt.time(0, 0),
+            crisis_resource="", coordinator_contact="", created_at=now).returning(Group.id)).scalar_one()
+        line_id = conn.execute(sa.insert(Line).values(
+            group_id=group_id, phone_number=f"+1500555{group_id:04d}", label="bench", sms_rate=sms_rate,
+            sms_rate_unit=sms_rate_unit, created_at=now).returning(Line.id)).scalar_one()
+        phones = [f"+1617{first_member + i:07d}" for i in range(members)]
+        conn.execute(sa.insert(Member), [dict(display_name=f"m{i}", phone=p, preferences={}, sms_status="ok",
+                                              sms_status_detail="", created_at=now)
+                                         for i, p in enumerate(phones)])
+        ids = dict(conn.execute(sa.select(Member.phone, Member.id).where(Member.phone.in_(phones))).all())
+        conn.execute(sa.insert(Membership), [dict(member_id=ids[p], group_id=group_id, status="active",
+                                                  joined_at=now) for p in phones])
+        conn.execute(sa.insert(ConsentEvent), [dict(phone=p, channel="sms", action="opt_in", source="import",
+                                                    group_id=group_id, detail="", created_at=now)
+                                               for p in phones])
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    return group_id, line_id
+
+
+def app_for(database_url: str, redis_url: str, standin_url: str):
+    from telline import create_app
+    return create_app({"database_url": database_url, "redis_url": redis_url, "twilio_api_base_url": standin_url,
+                       "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+                       "log_level": "WARNING", "log_format": "text"})
+
+
+def parse_mode(mode: str) -> tuple[bool, dict]:
+    """"fork", "simple", plus variants joined by "+": preload, proto (chunked), proto1 (per message).
+    Returns (simple, extra_env for Workers)."""
+    kind, *variants = mode.split("+")
+    if kind not in ("fork", "simple"):
+        raise ValueError(f"mode must start with fork or simple: {mode!r}")
+    env = {}
+    flags = []
+    for v in variants:
+        if v in ("preload", "lagprobe") or v.startswith("guard"):
+            flags.append(v)
+        elif v.startswith("proto"):  # proto, proto1, proto50, protomany (chunked + slots in one round trip)
+            flags.append("proto")
+            rest = v[len("proto"):]
+            if rest == "many":
+                env["BENCH_PROTO_BOOK_MANY"], rest = "1", ""
+            env["BENCH_PROTO_CHUNK"] = rest or "50"
+        else:
+            raise ValueError(f"unknown variant {v!r} in {mode!r}")
+    if flags:
+        env["BENCH_VARIANT"] = ",".join(flags)
+    return kind == "simple", env
+
+
+def flush_redis(redis_url: str) -> redis.Redis:
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    return conn
+
+
+# --- processes ---------------------------------------------------------------------
+class StandInProcess:
+    """`python -m telline.twilio.standin --port 0 --auth-token X` in its own process.
+
+    quiet=True runs the same serve() with logging at WARNING instead of INFO: the module's
+    CLI logs one line per request to stderr, which is stand-in CPU that is not Twilio's.
+    """
+
+    def __init__(self, quiet: bool = True):
+        if quiet:
+            code = ("import logging; logging.basicConfig(level=logging.WARNING); "
+                    "from telline.twilio.standin import serve; "
+                    f"serve('127.0.0.1', 0, {AUTH_TOKEN!r})")
+            argv = [PYTHON, "-c", code]
+        else:
+            argv = [PYTHON, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://\S+", line)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"stand-in did not start: {line!r}")
+        self.url = match.group(0)
+        from telline.twilio.standin import StandInControl
+        self.control = StandInControl(self.url, timeout=60)
+
+    def posts(self) -> list[tuple[float, str]]:
+        """(time, To) of every message the stand-in accepted (201), in time order."""
+        return sorted((r.time, r.get("To")) for r in self.control.requests(method="POST", path_suffix="Messages.json")
+                      if r.status == 201)
+
+    def post_times(self, exclude_to: str | None = None) -> list[float]:
+        return [t for t, to in self.posts() if exclude_to is None or to != exclude_to]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Workers:
+    """n `python -m telline worker [--simple]` subprocesses (extra_env BENCH_VARIANT: see _proto_worker.py)."""
+
+    def __init__(self, n: int, database_url: str, redis_url: str, standin_url: str, simple: bool = False,
+                 extra_env: dict | None = None):
+        env = dict(os.environ, TELLINE_DATABASE_URL=database_url, TELLINE_REDIS_URL=redis_url,
+                   TWILIO_API_BASE_URL=standin_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                   TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
+        variant = (extra_env or {}).get("BENCH_VARIANT")
+        # a variant runs the same CLI through tests/bench/_proto_worker.py, which swaps things in first
+        argv = ([PYTHON, str(Path(__file__).with_name("_proto_worker.py"))] if variant
+                else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else [])
+        self.redis_url = redis_url
+        self.logs = [tempfile.TemporaryFile() for _ in range(n)]
+        self.procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                      for log in self.logs]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        from rq import Worker
+        conn = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = {w.pid for w in Worker.all(connection=conn)}
+            if all(p.pid in alive for p in self.procs):
+                return
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"worker exited with {p.returncode}:\n{self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"workers not registered after {timeout} s:\n{self.output()}")
+
+    def output(self, tail: int | None = 4000) -> str:
+        out = []
+        for log in self.logs:
+            log.seek(0)
+            text = log.read().decode(errors="replace")
+            out.append(text[-tail:] if tail else text)
+        return "\n---\n".join(out)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()  # RQ: warm shutdown
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# --- baseline: the plain twilio client ------------------------------------------------
+def _client_loop(url: str, count: int, offset: int, ready, results) -> None:
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    class LocalHttpClient(TwilioHttpClient):
+        def request(self, method, url_, *args, **kwargs):
+            return super().request(method, re.sub(r"^https://[A-Za-z0-9.-]+\.twilio\.com", url, url_),
+                                   *args, **kwargs)
+
+    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=LocalHttpClient(pool_connections=True, timeout=10))
+    body = "Bench: the plain client alone."
+    client.messages.create(from_=LINE_NUMBER, to=WARM_UP, body=body)  # warm the connection
+    ready.wait()
+    start = time.monotonic()
+    for i in range(count):
+        client.messages.create(from_=LINE_NUMBER, to=f"+1618{offset + i:07d}", body=body)
+    results.put((time.monotonic() - start, _own_cpu()))
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def baseline(standin: StandInProcess, processes: int, total: int) -> dict:
+    """`processes` processes share `total` creates; rate from the stand-in's own request times."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, results = ctx.Barrier(processes + 1), ctx.Queue()
+    per = total // processes
+    procs = [ctx.Process(target=_client_loop, args=(standin.url, per, k * per, ready, results))
+             for k in range(processes)]
+    standin.control.reset()
+    for p in procs:
+        p.start()
+    ready.wait()
+    cpu = CpuMeter(standin=[standin.proc.pid])
+    outs = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    usage = cpu.stop()
+    times = standin.post_times(exclude_to=WARM_UP)
+    standin.control.reset()
+    return dict(n=len(times), rate=span_rate(times), client_cpu=sum(c for _, c in outs),
+                cpu=usage, wall=times[-1] - times[0])
+
+
+# --- figures ----------------------------------------------------------------------
+def span_rate(times: list[float]) -> float:
+    """Sends per second from the first to the last."""
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
+
+
+def max_in_window(times: list[float], width: float = 1.0) -> int:
+    """Highest count of times in any closed window [t, t + width]."""
+    times = sorted(times)
+    return max((bisect.bisect_right(times, t + width) - i for i, t in enumerate(times)), default=0)
+
+
+def _proc_cpu(pid: int, children: bool = True) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime + ((cutime + cstime) if children else 0)) / TICKS
+
+
+def _by_name(name: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip().startswith(name):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) seconds of all CPUs."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return (total - idle) / TICKS, total / TICKS
+
+
+class CpuMeter:
+    """CPU seconds used per component between construction and stop().
+
+    Named pids count with their reaped children (a forking worker's horses);
+    postgres and redis-server are every process of that name (postgres backends
+    exit into the postmaster's children time).
+    """
+
+    def __init__(self, **pids: list[int]):
+        self.pids = dict(pids)
+        # postgres: the postmaster's children time takes in the backends that exit meanwhile;
+        # a process of that name started meanwhile is counted from 0.
+        self.named = {"postgres": "postgres", "redis": "redis-server"}
+        self.start_wall = time.monotonic()
+        self.before = self._sample()
+
+    def _sample(self) -> dict:
+        s = {name: {p: _proc_cpu(p) for p in pids} for name, pids in self.pids.items()}
+        for key, comm in self.named.items():
+            s[key] = {p: _proc_cpu(p) for p in _by_name(comm)}
+        s["bench"] = {0: _own_cpu()}
+        busy, total = _machine_cpu()
+        s["machine"], s["machine_total"] = {0: busy}, {0: total}
+        return s
+
+    def stop(self) -> dict:
+        after = self._sample()
+        wall = time.monotonic() - self.start_wall
+        usage = {}
+        for key, values in after.items():
+            # a process gone meanwhile (another redis-server…) is left out rather than counted negative
+            usage[key] = sum(v - self.before[key].get(p, 0.0) for p, v in values.items()
+                             if v >= self.before[key].get(p, 0.0) and (p in self.before[key] or key == "postgres"))
+        usage["wall"] = wall
+        return usage
+
+
+def format_cpu(usage: dict, per: int | None = None) -> str:
+    wall = usage["wall"]
+    parts = []
+    for key, value in usage.items():
+        if key in ("wall", "machine_total"):
+            continue
+        share = f"{value / wall:.0%} of a core"
+        extra = f", {value / per * 1e3:.2f} ms/msg" if per else ""
+        parts.append(f"{key} {value:.2f}s ({share}{extra})")
+    return "; ".join(parts) + f"  [wall {wall:.2f}s]"

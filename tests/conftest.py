@@ -9,6 +9,7 @@ skipped with the reason shown — except under CI, where they must run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -84,21 +85,30 @@ def database_url(request, tmp_path_factory):
         migrate.upgrade(url)
         yield url
         return
+    with fresh_postgres_database("telline_test") as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str):
+    """A new, empty PostgreSQL database for this run (dropped after); skips — or, under CI,
+    fails — with the reason when no server answers."""
     admin = _pg_admin_engine()
     if admin is None:
         reason = f"PostgreSQL not reachable at {PG_ADMIN_URL} (set TELLINE_TEST_POSTGRES_URL)"
         if REQUIRE_PG:
             pytest.fail(reason + " — required under CI")
         pytest.skip(reason)
-    name = f"telline_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def make_settings(database_url, redis_url, **overrides):

@@ -1,5 +1,4 @@
 import datetime as dt
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -9,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from telline import migrate
 from telline.db import make_engine
 from telline.models import AppendOnlyError, Base, ConsentEvent, Group, Member, UTCDateTime
-from tests.conftest import PG_ADMIN_URL, _pg_admin_engine
+from tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -17,16 +16,8 @@ def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
         return
-    admin = _pg_admin_engine()
-    if admin is None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
-    name = f"telline_empty_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
+    with fresh_postgres_database("telline_empty") as url:
+        yield url
 
 
 def test_migrations_build_an_empty_database_that_matches_the_models(empty_database_url):

@@ -50,7 +50,7 @@ from telline.sms.outbound import BACKOFF, send_text
 from telline.sms.status import RANK
 from telline.texts import t
 from telline.twilio.standin import StandInControl
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PG_ADMIN_URL, _pg_admin_engine, make_settings
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, fresh_postgres_database, make_settings
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs
 
@@ -77,18 +77,9 @@ def fresh_database_url(request, tmp_path):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(url.removeprefix("sqlite:///") + suffix)
         return
-    admin = _pg_admin_engine()
-    if admin is None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
-    name = f"telline_rel_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
+    with fresh_postgres_database("telline_rel") as url:
+        migrate.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="module")

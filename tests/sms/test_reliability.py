@@ -144,9 +144,15 @@ class Workers:
                         PYTHONPATH=str(REPO))
         self.log_dir, self.procs, self._logs = log_dir, [], []
 
+    # Frequent clean-ups and short blocking dequeues, so a job RQ left in its intermediate queue
+    # (a worker killed between taking a job and starting it) is recovered in seconds, not after
+    # RQ's 600 s maintenance interval.
+    RECOVERY = ("--maintenance-interval", "3", "--worker-ttl", "30", "--job-monitoring-interval", "5")
+
     def start(self, *options: str) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "telline", "worker", *options], env=self.env, cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "telline", "worker", *self.RECOVERY, *options],
+                                env=self.env, cwd=REPO,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         self._logs.append(log)

@@ -10,12 +10,18 @@ import phonenumbers
 import sqlalchemy as sa
 
 from telline import db, phone
-from telline.models import Group, Line
+from telline.models import Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
 
 class InvalidGroup(ValueError):
     pass
+
+
+def is_active_member(session, member_id: int | None, group_id: int) -> bool:
+    return member_id is not None and session.scalar(sa.select(Membership.id).where(
+        Membership.member_id == member_id, Membership.group_id == group_id,
+        Membership.status == "active")) is not None
 
 
 def create_group(*, name: str, language: str = "en", timezone: str = "UTC", region: str = "US") -> Group:

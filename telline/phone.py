@@ -79,6 +79,11 @@ def is_anonymous(value: str | None) -> bool:
     return (value or "").strip().lower() in ANONYMOUS_VALUES
 
 
+def for_display(e164: str) -> str:
+    """A line's number as a member dials it: '+44 20 7946 0000'."""
+    return phonenumbers.format_number(phonenumbers.parse(e164, None), PhoneNumberFormat.INTERNATIONAL)
+
+
 def mask(e164: str | None) -> str:
     """'+33612345678' → '+33•••••5678': enough to tell two callers apart in a log."""
     if not e164:

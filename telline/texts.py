@@ -176,6 +176,14 @@ TEXTS: dict[str, dict[str, str]] = {
 SAY_LANGUAGE = {"en": "en-GB", "fr": "fr-FR"}
 
 
+def when(start, zone: str, language: str | None) -> str:
+    """A meeting's start as members read and hear it: 'Tuesday 1 December, 19:00' in their zone."""
+    from zoneinfo import ZoneInfo
+
+    from babel.dates import format_datetime
+    return format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(zone), locale=(language or "en"))
+
+
 def t(key: str, language: str | None, **values) -> str:
     entry = TEXTS[key]
     text = entry.get((language or "en").split("-")[0].lower()) or entry["en"]

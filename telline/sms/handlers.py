@@ -8,11 +8,8 @@ a retried webhook cannot answer twice.
 from __future__ import annotations
 
 import logging
-from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
-from babel.dates import format_datetime
 from sqlalchemy.orm import Session
 
 from telline import phone
@@ -20,7 +17,8 @@ from telline.models import Group, InboxItem, Member, Membership, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms import consent, outbound
 from telline.sms.router import Inbound, Router
-from telline.texts import t
+from telline.groups import is_active_member
+from telline.texts import t, when
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +128,7 @@ def next_(session: Session, inbound: Inbound) -> bool:
     if not _is(inbound, "next"):
         return False
     group = inbound.group
-    if group is None or not _is_active_member(session, inbound.member, group):
+    if group is None or not is_active_member(session, inbound.member.id if inbound.member else None, group.id):
         reply(session, inbound, "sms.next_members_only")  # the dial-in code is for members only
         return True
     found = next_meeting(session, group, utcnow())
@@ -139,10 +137,8 @@ def next_(session: Session, inbound: Inbound) -> bool:
         return True
     series, start = found
     zone = (inbound.member.timezone if inbound.member and inbound.member.timezone else None) or group.timezone
-    when = format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(zone), locale=inbound.language)
-    number = phonenumbers.format_number(phonenumbers.parse(series.line.phone_number),
-                                        phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    reply(session, inbound, "sms.next", group=group.name, when=when, number=number, code=series.access_code)
+    reply(session, inbound, "sms.next", group=group.name, when=when(start, zone, inbound.language),
+          number=phone.for_display(series.line.phone_number), code=series.access_code)
     return True
 
 
@@ -169,11 +165,6 @@ def _pending_memberships(session: Session, member: Member | None) -> list[Member
     return list(session.scalars(sa.select(Membership).where(
         Membership.member_id == member.id, Membership.status == "pending").order_by(Membership.id)))
 
-
-def _is_active_member(session: Session, member: Member | None, group: Group) -> bool:
-    return member is not None and session.scalar(sa.select(Membership.id).where(
-        Membership.member_id == member.id, Membership.group_id == group.id,
-        Membership.status == "active")) is not None
 
 
 def _new_member(session: Session, inbound: Inbound, group: Group) -> Member:

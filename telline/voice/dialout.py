@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -110,8 +109,7 @@ def _text_dial_in(session: Session, occurrence: MeetingOccurrence, member: Membe
     series = session.get(MeetingSeries, occurrence.series_id)
     group = session.get(Group, series.group_id)
     line = session.get(Line, series.line_id)
-    number = phonenumbers.format_number(phonenumbers.parse(line.phone_number),
-                                        phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    number = phone.for_display(line.phone_number)
     language = member.language or group.language
     send_text(session, line=line, to=member.phone, idempotency_key=key, member_id=member.id, urgent=True,
               kind="dialout_missed", body=t("sms.dialout_missed", language, group=group.name, number=number,

@@ -11,18 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from babel.dates import format_datetime
 from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.lines import line_for
 from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOccurrence, MeetingSeries, Member,
-                            Membership, utcnow)
+                            utcnow)
 from telline.scheduling.series import next_meeting
-from telline.texts import t
+from telline.groups import is_active_member
+from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
 from telline.voice import meetings
 from telline.voice.lockout import Lockout
@@ -74,8 +73,7 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
 
 def _caller_id_series(session: Session, call: Call, group: Group, on_now):
     """The meeting a known member may join by caller ID alone (off by default: it can be spoofed)."""
-    member = session.get(Member, call.member_id) if call.member_id else None
-    if member is None or not _is_active_member(session, member, group):
+    if not is_active_member(session, call.member_id, group.id):
         return None
     return next(((series, start) for series, start in on_now if series.caller_id_joins), None)
 
@@ -176,8 +174,8 @@ def _no_meeting(session: Session, group: Group, caller: str | None, now: dt.date
     if found is None:
         return Answer("no_meeting_planned", group.language, group=group.name)
     _, start = found
-    when = format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(group.timezone), locale=group.language)
-    return Answer("next_meeting", group.language, group=group.name, next_when=when, can_remind=caller is not None)
+    return Answer("next_meeting", group.language, group=group.name,
+                  next_when=when(start, group.timezone, group.language), can_remind=caller is not None)
 
 
 def _call_row(session: Session, call_sid: str, caller: str | None, line: Line | None, called: str | None,
@@ -192,11 +190,6 @@ def _call_row(session: Session, call_sid: str, caller: str | None, line: Line | 
         session.flush()  # committed with the rest of the request
     return call
 
-
-def _is_active_member(session: Session, member: Member, group: Group) -> bool:
-    return session.scalar(sa.select(Membership.id).where(
-        Membership.member_id == member.id, Membership.group_id == group.id,
-        Membership.status == "active")) is not None
 
 
 def dialled_answered(session: Session, *, call_sid: str) -> Answer:

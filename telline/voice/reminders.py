@@ -4,18 +4,16 @@ to confirm, and the reminder itself before the meeting."""
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
-from babel.dates import format_datetime
 from sqlalchemy.orm import Session
 
+from telline import phone
 from telline.models import Call, Group, Line, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms import consent
 from telline.sms.outbound import send_text
-from telline.texts import t
+from telline.texts import t, when
 
 REMIND_BEFORE = dt.timedelta(hours=2)
 
@@ -36,14 +34,13 @@ def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> 
     series, start = found
     consent.record(session, call.from_number, consent.OPT_IN, "voice_menu", group_id=group.id,
                    detail="pressed 1 for a reminder")
-    when = format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(group.timezone), locale=group.language)
-    number = phonenumbers.format_number(phonenumbers.parse(series.line.phone_number),
-                                        phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    said_when = when(start, group.timezone, group.language)
+    number = phone.for_display(series.line.phone_number)
     send_text(session, line=line, to=call.from_number, body=t("sms.reminder_set", group.language,
-                                                             group=group.name, when=when),
+                                                             group=group.name, when=said_when),
               idempotency_key=f"reminder-set:{call_sid}", member_id=call.member_id, urgent=True, kind="reply")
     send_text(session, line=line, to=call.from_number,
-              body=t("sms.reminder", group.language, group=group.name, when=when, number=number,
+              body=t("sms.reminder", group.language, group=group.name, when=said_when, number=number,
                      code=series.access_code),
               idempotency_key=f"reminder:{series.id}:{start:%Y%m%dT%H%M}:{call.from_number}",
               member_id=call.member_id, kind="reminder", send_at=max(now, start - REMIND_BEFORE))

@@ -5,7 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from telline.models import Broadcast, Member, Message
+from telline.models import Broadcast, Message
 from telline.sms import consent
 from telline.sms.broadcast import BATCH, fan_out, start_broadcast
 from telline.sms.outbound import InvalidText

@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from telline.models import Call, Member, MeetingOccurrence
+from telline.models import Call, MeetingOccurrence
 from telline.voice.dialout import dial_out_members
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to

@@ -37,7 +37,7 @@ from telline.voice import meetings
 from telline.voice.roster import attendance, roster
 from tests.conftest import make_settings
 from tests.sms.conftest import run_jobs
-from tests.twilio_sim import HOLD_MUSIC, Clock, TellineError, TwilioSim, via_http, via_test_client
+from tests.twilio_sim import HOLD_MUSIC, Clock, TwilioSim, via_http, via_test_client
 from tests.voice.conftest import LINE, PUBLIC_URL, meeting, member
 
 HOST = "+447911123900"  # not on the member list: enters the host PIN

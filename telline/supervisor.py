@@ -26,7 +26,7 @@ def commands(host: str, port: int, web_workers: int) -> dict[str, list[str]]:
     me = [sys.executable, "-m", "telline"]
     return {
         "web": me + ["web", "--bind", f"{host}:{port}", "--workers", str(web_workers)],
-        "worker": me + ["worker"],
+        "worker": me + ["worker", "--simple"],
         "cron": me + ["cron"],
     }
 

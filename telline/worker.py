@@ -60,7 +60,8 @@ class TellineWorker(_AppContextPerJob, Worker):
 
 
 class TellineSimpleWorker(_AppContextPerJob, SimpleWorker):
-    """Runs jobs in-process: faster, used by tests and for tiny deployments."""
+    """Runs jobs in-process: no process or database connection to set up per job, so many
+    times the jobs per second (`telline run` and the deploy files use it)."""
 
 
 def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options):

@@ -41,6 +41,15 @@ def is_opted_out(session: Session, number: str) -> bool:
     return current(session, number) == OPT_OUT
 
 
+def not_opted_out(number_column, channel: str = "sms"):
+    """A SQL condition: the number in `number_column` has not opted out (its latest event is
+    not an opt-out). is_opted_out() in a WHERE clause, so a claim and the check are one statement."""
+    latest = (sa.select(ConsentEvent.action)
+              .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
+              .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
+    return sa.func.coalesce(latest, "") != OPT_OUT
+
+
 def latest_by_number(channel: str = "sms"):
     """A subquery (phone, action) of each number's latest event — for bulk selections."""
     newest = (sa.select(sa.func.max(ConsentEvent.id).label("id"))

@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from telline import db, phone
 from telline.models import Group, Line, Member, Message, utcnow
 from telline.queue import queues
-from telline.sms import consent
+from telline.sms import consent, rate
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed
 from telline.sms.rate import SenderRateLimiter
@@ -76,50 +76,36 @@ def deliver(message_id: int) -> str:
         if until:
             msg.status, msg.send_after = "deferred", until
             session.commit()
-            queues()[_queue_for(msg)].enqueue_at(until, deliver, msg.id, retry=retry_policy())
+            queues()[queue_for(msg)].enqueue_at(until, deliver, msg.id, retry=retry_policy())
             log.info("text deferred by quiet hours", extra={"message_id": msg.id, "until": until.isoformat()})
             return msg.status
 
-    cost = msg.segments if line.sms_rate_unit == "segments" else 1
     session.commit()  # no transaction held while waiting for the rate or for Twilio
-    if not limiter().acquire(line.phone_number, line.sms_rate, cost=cost, timeout=RATE_WAIT):
+    if not limiter().acquire(line.phone_number, line.sms_rate, cost=rate.cost(line.sms_rate_unit, msg.segments),
+                             timeout=RATE_WAIT):
         return _later(msg, 1.0, "line at its rate")
 
     if not _claim(session, msg):
         return msg.status
     try:
         sent = gateway().send_sms(from_=line.phone_number, to=msg.to_number, body=msg.body,
-                                  status_callback=_status_callback_url())
-    except TwilioError as exc:
-        return _refused_by_twilio(session, msg, member, exc)
-    except OutcomeUnknown:
-        log.warning("send outcome unknown; reconciling", extra={"message_id": msg.id})
-        time.sleep(0.5)  # give Twilio's list a moment to show a message it did create
-        if _reconcile(session, msg):
-            return msg.status
-        raise  # still unknown: RQ retries; the next attempt reconciles again before sending
+                                  status_callback=status_callback_url())
+    except (TwilioError, OutcomeUnknown) as exc:
+        return after_failed_send(session, msg, exc)
     _handed_over(session, msg, sent.sid, sent.status)
     return msg.status
 
 
-def deliver_batch(message_ids: list[int]) -> dict[str, int]:
-    """Broadcast fan-out: one job sends a batch, each message on its own terms.
-
-    A message that needs a retry gets its own retrying job, so one refusal does not
-    resend the rest of the batch.
-    """
-    outcome: dict[str, int] = {}
-    for message_id in message_ids:
-        try:
-            status = deliver(message_id)
-        except (SendRetry, OutcomeUnknown, TwilioError):
-            status = "retrying"
-            queues()["bulk"].enqueue_in(dt.timedelta(seconds=BACKOFF[0]), deliver, message_id,
-                                        retry=retry_policy())
-        finally:
-            db.session().rollback()  # leave nothing half-done for the next message
-        outcome[status] = outcome.get(status, 0) + 1
-    return outcome
+def after_failed_send(session: Session, msg: Message, exc: TwilioError | OutcomeUnknown) -> str:
+    """What a claimed message becomes when Twilio said no, or may not have heard."""
+    if isinstance(exc, TwilioError):
+        member = session.get(Member, msg.member_id) if msg.member_id else None
+        return _refused_by_twilio(session, msg, member, exc)
+    log.warning("send outcome unknown; reconciling", extra={"message_id": msg.id})
+    time.sleep(0.5)  # give Twilio's list a moment to show a message it did create
+    if _reconcile(session, msg):
+        return msg.status
+    raise exc  # still unknown: RQ retries; the next attempt reconciles again before sending
 
 
 # --- steps ----------------------------------------------------------------------
@@ -214,16 +200,16 @@ def _finish(session: Session, msg: Message, status: str, *, code: int | None = N
 
 
 def _later(msg: Message, seconds: float, why: str) -> str:
-    queues()[_queue_for(msg)].enqueue_in(dt.timedelta(seconds=seconds), deliver, msg.id, retry=retry_policy())
+    queues()[queue_for(msg)].enqueue_in(dt.timedelta(seconds=seconds), deliver, msg.id, retry=retry_policy())
     log.info("send put back", extra={"message_id": msg.id, "reason": why})
     return msg.status
 
 
-def _queue_for(msg: Message) -> str:
+def queue_for(msg: Message) -> str:
     return "urgent" if msg.urgent else "bulk" if msg.broadcast_id else "default"
 
 
-def _status_callback_url() -> str | None:
+def status_callback_url() -> str | None:
     public = current_app.config["TELLINE"].public_url
     return f"{public}/twilio/sms/status" if public else None
 

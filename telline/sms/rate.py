@@ -68,6 +68,11 @@ return {1, tostring(at - now)}
 """
 
 
+def cost(unit: str, segments: int) -> int:
+    """What one text uses of a line's rate: its segments, or 1 where the line counts texts."""
+    return max(segments, 1) if unit == "segments" else 1
+
+
 def window(per_second: float) -> tuple[int, float]:
     """(amount, seconds): the window that never exceeds `per_second`, as close as possible.
 

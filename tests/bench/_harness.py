@@ -105,22 +105,16 @@ def app_for(database_url: str, redis_url: str, standin_url: str):
 
 
 def parse_mode(mode: str) -> tuple[bool, dict]:
-    """"fork", "simple", plus variants joined by "+": preload, proto (chunked), proto1 (per message).
-    Returns (simple, extra_env for Workers)."""
+    """"fork" or "simple", plus diagnostic variants joined by "+" (lagprobe, guardNN: see
+    _probe_worker.py). Returns (simple, extra_env for Workers)."""
     kind, *variants = mode.split("+")
     if kind not in ("fork", "simple"):
         raise ValueError(f"mode must start with fork or simple: {mode!r}")
     env = {}
     flags = []
     for v in variants:
-        if v in ("preload", "lagprobe") or v.startswith("guard"):
+        if v == "lagprobe" or v.startswith("guard"):
             flags.append(v)
-        elif v.startswith("proto"):  # proto, proto1, proto50, protomany (chunked + slots in one round trip)
-            flags.append("proto")
-            rest = v[len("proto"):]
-            if rest == "many":
-                env["BENCH_PROTO_BOOK_MANY"], rest = "1", ""
-            env["BENCH_PROTO_CHUNK"] = rest or "50"
         else:
             raise ValueError(f"unknown variant {v!r} in {mode!r}")
     if flags:
@@ -179,7 +173,7 @@ class StandInProcess:
 
 
 class Workers:
-    """n `python -m telline worker [--simple]` subprocesses (extra_env BENCH_VARIANT: see _proto_worker.py)."""
+    """n `python -m telline worker [--simple]` subprocesses (extra_env BENCH_VARIANT: see _probe_worker.py)."""
 
     def __init__(self, n: int, database_url: str, redis_url: str, standin_url: str, simple: bool = False,
                  extra_env: dict | None = None):
@@ -187,8 +181,8 @@ class Workers:
                    TWILIO_API_BASE_URL=standin_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                    TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
         variant = (extra_env or {}).get("BENCH_VARIANT")
-        # a variant runs the same CLI through tests/bench/_proto_worker.py, which swaps things in first
-        argv = ([PYTHON, str(Path(__file__).with_name("_proto_worker.py"))] if variant
+        # a variant runs the same CLI through tests/bench/_probe_worker.py, which swaps things in first
+        argv = ([PYTHON, str(Path(__file__).with_name("_probe_worker.py"))] if variant
                 else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else [])
         self.redis_url = redis_url
         self.logs = [tempfile.TemporaryFile() for _ in range(n)]

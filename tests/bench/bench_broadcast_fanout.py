@@ -1,7 +1,7 @@
 """Benchmark a broadcast's fan-out: 10,000 texts from one broadcast to the Twilio stand-in, 2 workers.
 
     .venv/bin/python tests/bench/bench_broadcast_fanout.py [--db postgres|sqlite|both]
-        [--modes fork,simple[,simple+proto,...]] [--members 10000] [--workers 2]
+        [--modes fork,simple] [--members 10000] [--workers 2]
         [--baseline-messages 10000] [--redis-url redis://127.0.0.1:6379/11]
 
 Set-up per database (a fresh one: a new PostgreSQL database, or a new SQLite file):
@@ -11,13 +11,6 @@ all committed. The stand-in runs as its own process (its serve(), logging at WAR
 --loud-standin for the module's CLI as is); the workers are `python -m telline worker`
 (forking, "fork") and/or `... worker --simple` ("simple") subprocesses. Redis db 11 is
 flushed at the start and after each mode. Each mode sends a new broadcast to the group.
-
-Modes may carry "+" variants that measure the recommended changes, through
-tests/bench/_proto_worker.py (telline's code is not touched): +preload (what every
-forked horse redoes, done once in the worker before forking), +proto / +proto1 /
-+protomany (tests/bench/proto_delivery.py: deliver_batch with per-job reads and
-chunked claims/records; per-message claim/record; chunk slots booked in one round
-trip). E.g. --modes fork,simple,simple+proto,fork+preload+proto.
 
 Measured, per worker mode:
 (a) enqueue time: from calling start_broadcast() (then commit) until the fan_out job
@@ -128,8 +121,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=("postgres", "sqlite", "both"), default="postgres")
     parser.add_argument("--modes", default="fork,simple",
-                        help="worker modes, comma-separated: fork, simple; with +preload, +proto, +proto1 "
-                             "for the prototypes of the recommended changes (tests/bench/_proto_worker.py)")
+                        help="worker modes, comma-separated: fork, simple")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline-messages", type=int, default=10_000)

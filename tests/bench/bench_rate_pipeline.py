@@ -8,7 +8,7 @@ Each run gets its own group and line (sms_rate = --rate messages/s, no quiet hou
 and --messages opted-in members, in a fresh database; the stand-in runs as its own
 process and 2 `python -m telline worker` (fork) or `... worker --simple` (simple)
 subprocesses drain the backlog through the real deliver code:
-- jobs=batch:  a broadcast — fan_out, then deliver_batch jobs of 50 (bulk queue);
+- jobs=batch:  a broadcast — fan_out, then deliver_batch jobs (bulk queue);
 - jobs=single: send_text() per member in one transaction — one deliver job per
                message (default queue), as replies and reminders go.
 Times are the stand-in's own receive times of the accepted POSTs to Messages.json
@@ -21,11 +21,10 @@ long-run rate over whole windows (sends come in bursts of `rate` every 1 + GUARD
 first→last slightly overstates it); the tightest span of rate+1 consecutive sends (how
 close the stand-in saw a window come to overflowing). Exit status 0 when every run passes.
 
-Modes take the same "+" variants as bench_broadcast_fanout.py, plus +guardNN (the
-limiter's guard band in ms) and +lagprobe: the workers note each send's booked slot,
+Modes take "+" variants: +guardNN (the limiter's guard band in ms) and +lagprobe: the workers note each send's booked slot,
 call and answer times, and the run prints where the slot → stand-in time went and the
 window count over the workers' own call times (telline's side) — e.g.
---modes simple+lagprobe,fork+preload+lagprobe --jobs batch.
+--modes simple+lagprobe,fork+lagprobe --jobs batch.
 """
 
 from __future__ import annotations
@@ -119,7 +118,7 @@ def sent_at(app, line_id: int) -> list[float]:
 
 
 def take_probes(redis_url: str) -> list[dict]:
-    """What the +lagprobe variant's workers noted (see _proto_worker.py)."""
+    """What the +lagprobe variant's workers noted (see _probe_worker.py)."""
     import json
     import redis
     conn = redis.Redis.from_url(redis_url)

@@ -1,7 +1,7 @@
 """Where a broadcast message's time goes in the worker: deliver_batch() run in this process.
 
     .venv/bin/python tests/bench/profile_deliver.py [--db postgres|sqlite] [--members 2000]
-        [--profile out.html] [--proto CHUNK] [--redis-url redis://127.0.0.1:6379/11]
+        [--profile out.html] [--redis-url redis://127.0.0.1:6379/11]
 
 Seeds a fresh database like bench_broadcast_fanout.py, runs fan_out() here, then runs
 every deliver_batch job it enqueued here too (no worker), against the stand-in in
@@ -30,8 +30,6 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--profile", help="write a pyinstrument HTML profile here")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
-    parser.add_argument("--proto", type=int, default=0,
-                        help="run tests/bench/proto_delivery.deliver_batch with this chunk instead")
     args = parser.parse_args()
 
     standin = h.StandInProcess()
@@ -110,12 +108,7 @@ def main() -> int:
             if args.profile:
                 from pyinstrument import Profiler
                 profiler = Profiler(interval=0.0005)
-            if args.proto:
-                os.environ["BENCH_PROTO_CHUNK"] = str(args.proto)
-                import proto_delivery
-                deliver_batch = proto_delivery.deliver_batch
-            else:
-                from telline.sms.delivery import deliver_batch
+            from telline.sms.batch import deliver_batch
             cpu0, t0 = os.times(), time.perf_counter()
             if profiler:
                 profiler.start()
@@ -136,7 +129,7 @@ def main() -> int:
             print(f"  per message: wall {wall / sent * 1e3:.2f} ms, CPU here {cpu / sent * 1e3:.2f} ms")
             print(f"  plain gateway.send_sms alone: wall {plain_wall * 1e3:.2f} ms, CPU here {plain_cpu * 1e3:.2f} ms")
             batch_times.sort()
-            print(f"  per 50-message job: median {batch_times[len(batch_times) // 2] * 1e3:.0f} ms, "
+            print(f"  per job ({len(batches[0])} messages): median {batch_times[len(batch_times) // 2] * 1e3:.0f} ms, "
                   f"min {batch_times[0] * 1e3:.0f} ms, max {batch_times[-1] * 1e3:.0f} ms")
             for key, value in sorted(stats.items()):
                 print(f"  {key}: {value / sent:.2f} per message")

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from telline.models import Broadcast, Message
 from telline.sms import consent
-from telline.sms.broadcast import BATCH, fan_out, start_broadcast
+from telline.sms.broadcast import BATCH_MAX, batch_size, fan_out, start_broadcast
 from telline.sms.outbound import InvalidText
 from tests.sms.conftest import add_member, run_jobs
 
@@ -16,8 +16,8 @@ def members(session, group, n, start=100000):
     return [add_member(session, group, f"+4479111{start + i:05d}") for i in range(n)]
 
 
-def test_every_opted_in_member_gets_it_once(app, session, group, standin):
-    everyone = members(session, group, BATCH + 7)
+def test_every_opted_in_member_gets_it_once(app, session, group, line, standin):
+    everyone = members(session, group, 2 * batch_size(line, 1) + 7)  # three jobs
     stopped = everyone[3]
     consent.record(session, stopped.phone, consent.OPT_OUT, "keyword")
     never_asked = add_member(session, group, "+447911999001", opted_in=False)
@@ -33,6 +33,27 @@ def test_every_opted_in_member_gets_it_once(app, session, group, standin):
     assert never_asked.phone not in sent_to
     session.refresh(broadcast)
     assert broadcast.recipients == len(expected)
+
+
+@pytest.mark.parametrize("rate,unit,body,size,timeout", [
+    (1, "segments", "short", 10, 200),            # a long code: ten seconds' worth a job
+    (3, "segments", "é" * 100, 30, 240),          # GSM-7, one segment: 3 texts/s
+    (3, "segments", "ê" * 100, 15, 210),          # UCS-2, two segments: 1.5 texts/s
+    (100, "messages", "ê" * 100, BATCH_MAX, 180 + 2 * BATCH_MAX),  # a short code: capped
+])
+def test_a_broadcast_is_cut_into_jobs_the_lines_rate_can_send_in_time(app, session, group, line, rate, unit,
+                                                                      body, size, timeout):
+    line.sms_rate, line.sms_rate_unit = rate, unit
+    session.commit()
+    members(session, group, size + 1)
+    start_broadcast(session, group_id=group.id, body=body)
+    session.commit()
+    from telline.queue import queues
+    from telline.worker import make_worker
+    make_worker(app, simple=True).work(burst=True, max_jobs=1)  # only the fan-out job
+    jobs = queues()["bulk"].get_jobs()
+    assert [len(job.args[0]) for job in jobs] == [size, 1]
+    assert [job.timeout for job in jobs] == [timeout, timeout]
 
 
 def test_fanning_out_again_sends_nothing_twice(app, session, group, standin):

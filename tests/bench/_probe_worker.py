@@ -1,17 +1,11 @@
-"""`telline worker`, with benchmark variants swapped in (BENCH_VARIANT, comma-separated):
+"""`telline worker`, with diagnostic variants swapped in (BENCH_VARIANT, comma-separated):
 
-- proto:   tests/bench/proto_delivery.deliver_batch instead of telline's (BENCH_PROTO_CHUNK)
-- preload: before the worker starts (so before any fork), do once what every forked
-           horse otherwise redoes: import telline.sms.delivery/broadcast, import the
-           twilio client's v2010 resources (lazy: ~80 ms), configure the SQLAlchemy
-           mappers (lazy, on first query), build the rate limiter, run deliver() on a
-           row that does not exist (compiles its first statement).
 - guardNN: the rate limiter's guard band is NN ms instead of telline.sms.rate.GUARD.
 - lagprobe: note, per send, the rate slot booked (Redis clock), when the worker calls
            Twilio, and when it got the answer, in the Redis list bench:lag (JSON), so the
            benchmark can say where the time between a slot and the stand-in went.
 
-Used only by the benchmarks: `python tests/bench/_proto_worker.py worker [--simple]`.
+Used only by the benchmarks: `python tests/bench/_probe_worker.py worker [--simple]`.
 """
 
 import os
@@ -23,32 +17,6 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 variant = {v.strip() for v in os.environ.get("BENCH_VARIANT", "").split(",") if v.strip()}
-
-if "proto" in variant:
-    import proto_delivery
-
-    import telline.sms.delivery
-    proto_delivery.deliver_batch.__module__ = "telline.sms.delivery"  # RQ finds it by this name
-    telline.sms.delivery.deliver_batch = proto_delivery.deliver_batch
-
-if "preload" in variant:
-    import telline.worker
-    original = telline.worker.make_worker
-
-    def make_worker(app, queue_names=None, simple=False, **rq_options):
-        worker = original(app, queue_names, simple, **rq_options)
-        with app.app_context():
-            from telline.sms import broadcast, delivery  # noqa: F401
-            from telline.twilio.gateway import gateway
-            gateway().client.api.v2010.account.messages  # noqa: B018 — twilio imports its resources lazily
-            delivery.limiter()
-            import sqlalchemy.orm
-            sqlalchemy.orm.configure_mappers()
-            delivery.deliver(-1)  # "gone": no row
-            from telline import db
-            db.session().close()
-        return worker
-    telline.worker.make_worker = make_worker
 
 for v in variant:
     if v.startswith("guard"):

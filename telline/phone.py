@@ -10,6 +10,8 @@ And one way out: `mask()` for anything written to a log.
 
 from __future__ import annotations
 
+import functools
+
 import re
 
 import phonenumbers
@@ -61,6 +63,7 @@ def to_e164(text: str, region: str | None = "US") -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=1024)  # every webhook names one of a few lines as To: parsed once
 def from_twilio(value: str | None) -> str | None:
     """E.164 for a real number in a webhook field, None for anything we cannot call back."""
     raw = (value or "").strip()

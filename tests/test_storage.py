@@ -107,3 +107,39 @@ def test_upgrading_a_database_with_rows_keeps_them_and_fills_new_columns(empty_d
         line = session.get(Line, 1)
         assert (line.sms_rate, line.sms_rate_unit) == (1.0, "segments")
     engine.dispose()
+
+
+class TestIdleConnections:
+    """A pooled connection the server dropped while it sat idle is replaced, not handed to a request;
+    one in steady use is not pinged (a round trip a request)."""
+
+    @pytest.fixture
+    def engine(self):
+        with fresh_postgres_database("telline_idle") as url:
+            engine = make_engine(url)
+            yield engine
+            engine.dispose()
+
+    def backend_pid(self, engine):
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    def test_a_connection_dropped_while_idle_is_replaced(self, engine, monkeypatch):
+        import telline.db
+        pid = self.backend_pid(engine)  # the pool's one connection, now idle
+        with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:  # the server drops it
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        monkeypatch.setattr(telline.db, "PING_AFTER_IDLE", 0.0)
+        assert self.backend_pid(engine) != pid  # the pool's first connection was dropped: a new one
+
+    def test_a_connection_in_use_is_not_pinged(self, engine, monkeypatch):
+        pings = []
+        original = engine.dialect.do_ping
+        monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or original(conn))
+        for _ in range(5):
+            self.backend_pid(engine)
+        assert pings == []
+        import telline.db
+        monkeypatch.setattr(telline.db, "PING_AFTER_IDLE", 0.0)
+        self.backend_pid(engine)
+        assert pings == [1]

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from telline import phone
-from telline.lines import line_for
-from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOccurrence, MeetingSeries, Member,
-                            utcnow)
-from telline.scheduling.series import next_meeting
 from telline.groups import is_active_member
+from telline.models import Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries, Member, utcnow
+from telline.scheduling.series import next_meeting
 from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
 from telline.voice import meetings
+from telline.voice.directory import LineInfo, Series, directory
 from telline.voice.lockout import Lockout
 
 log = logging.getLogger(__name__)
@@ -49,77 +50,105 @@ def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_ra
 
 def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw: str | None, status: str | None,
                   base_url: str, lockout: Lockout, now: dt.datetime) -> Answer:
-    caller = phone.from_twilio(from_raw)
-    line = line_for(session, phone.from_twilio(to_raw))
-    call = _call_row(session, call_sid, caller, line, phone.from_twilio(to_raw), status)
+    caller, called = phone.from_twilio(from_raw), phone.from_twilio(to_raw)
+    line = directory().by_number(session, called)
+    call = _call_row(session, call_sid, caller, line, called, status)
     log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller), "line_known": line is not None})
     if line is None:
         return Answer("unknown_line", "en")
-    group = session.get(Group, line.group_id)
-    if lockout.is_locked(caller, line.id):
-        return Answer("locked_out", group.language)
-    on_now = meetings.on_now(session, line, now)
+    if lockout.is_locked(caller, line.line_id):
+        return Answer("locked_out", line.language)
+    on_now = line.on_now(now)
     if not on_now:
-        return _no_meeting(session, group, caller, now)
-    known = _caller_id_series(session, call, group, on_now)
+        return _no_meeting(session, line, caller, now)
+    known = _caller_id_series(session, call, line, on_now)
     if known is not None:
         series, start = known
         if series.host_pin:  # a facilitator is often a member too: give her a moment for the PIN
-            return Answer("caller_id_welcome", group.language, group=group.name)
-        return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
-                      base_url, group)
-    return Answer("ask_code", group.language, group=group.name)
+            return Answer("caller_id_welcome", line.language, group=line.group_name)
+        return _admit(session, call, series, start, "member", base_url, line)
+    return Answer("ask_code", line.language, group=line.group_name)
 
 
-def _caller_id_series(session: Session, call: Call, group: Group, on_now):
+def _caller_id_series(session: Session, call, line: LineInfo, on_now):
     """The meeting a known member may join by caller ID alone (off by default: it can be spoofed)."""
-    if not is_active_member(session, call.member_id, group.id):
+    allowing = [(series, start) for series, start in on_now if series.caller_id_joins]
+    if not allowing or not is_active_member(session, call.member_id, line.group_id):
         return None
-    return next(((series, start) for series, start in on_now if series.caller_id_joins), None)
+    return allowing[0]
 
 
 def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
-               now: dt.datetime | None = None) -> Answer:
-    """The caller pressed digits (or nothing: Digits absent means the prompt timed out)."""
-    answer = _enter_code(session, call_sid, digits, base_url, lockout, now or utcnow())
+               from_raw: str | None = None, to_raw: str | None = None, now: dt.datetime | None = None) -> Answer:
+    """The caller pressed digits (or nothing: Digits absent means the prompt timed out).
+    from_raw/to_raw: the webhook's From and To (Twilio repeats them), for the quick way in."""
+    now = now or utcnow()
+    answer = (_quick_admit(session, call_sid, digits, from_raw, to_raw, base_url, lockout, now)
+              or _enter_code(session, call_sid, digits, base_url, lockout, now))
     session.commit()
     return answer
 
 
+def _quick_admit(session: Session, call_sid: str, digits: str | None, from_raw: str | None, to_raw: str | None,
+                 base_url: str, lockout: Lockout, now: dt.datetime) -> Answer | None:
+    """The right code for a meeting that is simply on: admitted in one statement (PostgreSQL),
+    the common case when a meeting starts and everyone calls at once. None for anything else
+    (wrong code, first caller, a meeting cancelled, ended, locked or full, SQLite…), which
+    _enter_code() then answers, reading everything afresh."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    line = directory().by_number(session, phone.from_twilio(to_raw))
+    code = "".join(ch for ch in (digits or "") if ch.isdigit())
+    if line is None or not code or lockout.is_locked(phone.from_twilio(from_raw), line.line_id):
+        return None
+    for series, start in line.on_now(now):
+        role = "host" if series.host_pin and code == series.host_pin else \
+            "member" if code == series.access_code else None
+        if role is None:
+            continue
+        admitted = session.connection().execute(_ADMIT, dict(
+            sid=call_sid, line=line.line_id, series_id=series.id, start=start, as_role=role,
+            host=role == "host", max=series.max_participants)).first()
+        if admitted is None:
+            return None
+        call_id, occurrence_id, conference_name = admitted
+        return _seat_answer(series, role, line, base_url, call_id, call_sid, occurrence_id, conference_name)
+    return None
+
+
 def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
                 now: dt.datetime) -> Answer:
-    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
-    line = session.get(Line, call.line_id) if call and call.line_id else None
+    call = session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
+    line = directory().by_id(session, call.line_id) if call else None
     if call is None or line is None:
         return Answer("unknown_line", "en")  # a code for a call we never answered: start again
-    group = session.get(Group, line.group_id)
-    if lockout.is_locked(call.from_number, line.id):
-        return Answer("locked_out", group.language)
+    if lockout.is_locked(call.from_number, line.line_id):
+        return Answer("locked_out", line.language)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
-    on_now = meetings.on_now(session, line, now)
+    on_now = line.on_now(now)
     for series, start in on_now:
         role = "host" if series.host_pin and code == series.host_pin else \
             "member" if code == series.access_code else None
         if role:
-            return _admit(session, call, series, meetings.occurrence(session, series, start), role, base_url, group)
+            return _admit(session, call, series, start, role, base_url, line)
     if not on_now:  # the meeting ended while they typed
-        return _no_meeting(session, group, call.from_number, now)
+        return _no_meeting(session, line, call.from_number, now)
     if not code and call.code_attempts == 0:
-        known = _caller_id_series(session, call, group, on_now)
+        known = _caller_id_series(session, call, line, on_now)
         if known is not None:  # "press # to join": a caller-ID member who did not enter the host PIN
             series, start = known
-            return _admit(session, call, series, meetings.occurrence(session, series, start), "member",
-                          base_url, group)
-    call.code_attempts += 1
+            return _admit(session, call, series, start, "member", base_url, line)
+    attempts = call.code_attempts + 1
+    session.connection().execute(sa.update(Call).where(Call.id == call.id).values(code_attempts=attempts))
     if code:
-        locked = lockout.failed(call.from_number, line.id)
+        locked = lockout.failed(call.from_number, line.line_id)
         log.warning("wrong meeting code", extra={"call_sid": call_sid, "from": phone.mask(call.from_number),
-                                                 "attempt": call.code_attempts, "locked_out": locked})
+                                                 "attempt": attempts, "locked_out": locked})
         if locked:
-            return Answer("locked_out", group.language)
-    if call.code_attempts >= MAX_CODE_TRIES:
-        return Answer("wrong_code_goodbye", group.language)
-    return Answer("retry_code" if code else "no_code", group.language, group=group.name)
+            return Answer("locked_out", line.language)
+    if attempts >= MAX_CODE_TRIES:
+        return Answer("wrong_code_goodbye", line.language)
+    return Answer("retry_code" if code else "no_code", line.language, group=line.group_name)
 
 
 def name_recorded(session: Session, *, call_sid: str, recording_url: str | None, base_url: str) -> Answer:
@@ -130,66 +159,118 @@ def name_recorded(session: Session, *, call_sid: str, recording_url: str | None,
     url = (recording_url or "").strip()
     if url.startswith("https://api.twilio.com/") and len(url) <= 500:  # never replay a URL we did not get from Twilio
         call.name_recording_url = url
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    series = session.get(MeetingSeries, occurrence.series_id)
-    answer = _admit(session, call, series, occurrence, call.role or "member", base_url,
-                    session.get(Group, series.group_id), ask_name=False)
+    answer = _admit_again(session, call, call.role or "member", base_url, ask_name=False)
     session.commit()
     return answer
 
 
-def _admit(session: Session, call: Call, series: MeetingSeries, occurrence: MeetingOccurrence, role: str,
-           base_url: str, group: Group, ask_name: bool = True) -> Answer:
-    language = group.language
+def _admit_again(session: Session, call: Call, role: str, base_url: str, ask_name: bool = True) -> Answer:
+    """_admit() for a call that already knows its meeting (back from recording a name, a dial-out)."""
+    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
+    series = session.get(MeetingSeries, occurrence.series_id)
+    line = directory().by_id(session, series.line_id)
+    return _admit(session, call, Series.of(series), occurrence.starts_at, role, base_url, line, ask_name)
+
+
+def _admit(session: Session, call, series: Series, start: dt.datetime, role: str, base_url: str,
+           line: LineInfo, ask_name: bool = True) -> Answer:
+    """Let the caller into the meeting (series, start) unless it is cancelled, ended, locked or
+    full. `call`: anything with id, twilio_sid and from_number (a row, or a Call)."""
+    language = line.language
+    occurrence = session.connection().execute(_OCCURRENCE, {"series_id": series.id, "start": start}).first()
+    if occurrence is None:  # the meeting's first caller: its row and conference name are made now
+        meetings.occurrence(session, series, start)
+        occurrence = session.connection().execute(_OCCURRENCE, {"series_id": series.id, "start": start}).first()
     if occurrence.status == "cancelled":
-        return _no_meeting(session, group, call.from_number, utcnow(), after=occurrence.ends_at)
+        return _no_meeting(session, line, call.from_number, utcnow(), after=occurrence.ends_at)
     if occurrence.status == "ended":
         return Answer("meeting_ended", language)
     if role != "host":
         if occurrence.locked:
             return Answer("meeting_locked", language)
-        present = session.scalar(sa.select(sa.func.count(ConferenceParticipant.id)).where(
-            ConferenceParticipant.occurrence_id == occurrence.id, ConferenceParticipant.joined_at.is_not(None),
-            ConferenceParticipant.left_at.is_(None)))
-        if present >= series.max_participants:
+        if occurrence.present >= series.max_participants:
             return Answer("meeting_full", language)
-    call.occurrence_id, call.role = occurrence.id, role
+    session.connection().execute(sa.update(Call).where(Call.id == call.id)
+                                 .values(occurrence_id=occurrence.id, role=role))
+    return _seat_answer(series, role, line, base_url, call.id, call.twilio_sid, occurrence.id,
+                        occurrence.conference_name, ask_name)
+
+
+def _seat_answer(series: Series, role: str, line: LineInfo, base_url: str, call_id: int, call_sid: str,
+                 occurrence_id: int, conference_name: str, ask_name: bool = True) -> Answer:
+    """What an admitted caller hears: the conference, or first the question of their name."""
+    language = line.language
     if ask_name and series.record_names and role == "member":
         return Answer("record_name", language)  # then back through name_recorded()
     seat = ConferenceSeat(
-        name=occurrence.conference_name, host=role == "host",
+        name=conference_name, host=role == "host",
         end_on_exit=role == "host" and series.host_leaving_ends,
         max_participants=max(2, min(series.max_participants, 250)), beep=series.announce_entries,
         wait_url=series.wait_url, status_callback=f"{base_url}/twilio/voice/conference", record=series.record,
-        label=f"{role}-{call.id}",  # ids only: labels show in Twilio's console
+        label=f"{role}-{call_id}",  # ids only: labels show in Twilio's console
         before=(t("voice.recorded", language),) if series.record else (),
         after=t("voice.after_meeting", language))
-    log.info("caller admitted", extra={"call_sid": call.twilio_sid, "occurrence_id": occurrence.id, "role": role})
-    return Answer("join", language, group=group.name, seat=seat)
+    log.info("caller admitted", extra={"call_sid": call_sid, "occurrence_id": occurrence_id, "role": role})
+    return Answer("join", language, group=line.group_name, seat=seat)
 
 
-def _no_meeting(session: Session, group: Group, caller: str | None, now: dt.datetime,
+def _no_meeting(session: Session, line: LineInfo, caller: str | None, now: dt.datetime,
                 after: dt.datetime | None = None) -> Answer:
-    found = next_meeting(session, group, after or now)
+    found = next_meeting(session, session.get(Group, line.group_id), after or now)
     if found is None:
-        return Answer("no_meeting_planned", group.language, group=group.name)
+        return Answer("no_meeting_planned", line.language, group=line.group_name)
     _, start = found
-    return Answer("next_meeting", group.language, group=group.name,
-                  next_when=when(start, group.timezone, group.language), can_remind=caller is not None)
+    return Answer("next_meeting", line.language, group=line.group_name,
+                  next_when=when(start, line.timezone, line.language), can_remind=caller is not None)
 
 
-def _call_row(session: Session, call_sid: str, caller: str | None, line: Line | None, called: str | None,
-              status: str | None) -> Call:
-    call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
-    if call is None:  # a retried webhook finds its row and changes nothing
-        member_id = session.scalar(sa.select(Member.id).where(Member.phone == caller)) if caller else None
-        call = Call(twilio_sid=call_sid, direction="inbound", line_id=line.id if line else None,
-                    member_id=member_id, from_number=caller, to_number=called,
-                    status=(status or "ringing")[:16])
-        session.add(call)
-        session.flush()  # committed with the rest of the request
-    return call
+# The join path's statements, built once: a meeting's start brings every caller at once.
+_CALL_COLUMNS = (Call.id, Call.twilio_sid, Call.line_id, Call.member_id, Call.from_number, Call.code_attempts)
+_CALL_BY_SID = sa.select(*_CALL_COLUMNS).where(Call.twilio_sid == sa.bindparam("sid"))
+_PRESENT = (sa.select(sa.func.count(ConferenceParticipant.id))
+            .where(ConferenceParticipant.occurrence_id == MeetingOccurrence.id,
+                   ConferenceParticipant.joined_at.is_not(None), ConferenceParticipant.left_at.is_(None))
+            .scalar_subquery())
+_OCCURRENCE = (sa.select(MeetingOccurrence.id, MeetingOccurrence.status, MeetingOccurrence.locked,
+                         MeetingOccurrence.conference_name, MeetingOccurrence.ends_at, _PRESENT.label("present"))
+               .where(MeetingOccurrence.series_id == sa.bindparam("series_id"),
+                      MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type)))
 
+
+# PostgreSQL: the call takes its seat if the meeting is open to it — not cancelled or ended, and
+# for a member not locked nor full — in one statement that _admit() takes four to check.
+_ADMIT = (sa.update(Call)
+          .where(Call.twilio_sid == sa.bindparam("sid"), Call.line_id == sa.bindparam("line"),
+                 # a call takes one seat: not yet seated, or seated here already (a retried webhook)
+                 sa.or_(Call.occurrence_id.is_(None), Call.occurrence_id == MeetingOccurrence.id),
+                 MeetingOccurrence.series_id == sa.bindparam("series_id"),
+                 MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type),
+                 MeetingOccurrence.status.not_in(("cancelled", "ended")),
+                 sa.or_(sa.bindparam("host", type_=sa.Boolean),
+                        sa.and_(MeetingOccurrence.locked.is_(False), _PRESENT < sa.bindparam("max"))))
+          .values(occurrence_id=MeetingOccurrence.id, role=sa.bindparam("as_role"))
+          .returning(Call.id, MeetingOccurrence.id, MeetingOccurrence.conference_name))
+
+
+def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInfo | None, called: str | None,
+              status: str | None):
+    """This call's row, written by its first webhook: a retried webhook finds it and changes nothing."""
+    row = session.connection().execute(_insert_call(session.get_bind().dialect.name), dict(
+        sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
+        status=(status or "ringing")[:16], now=utcnow())).first()
+    return row or session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
+
+
+@functools.cache
+def _insert_call(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(Call).values(
+        twilio_sid=sa.bindparam("sid"), direction="inbound", line_id=sa.bindparam("line_id"),
+        member_id=sa.select(Member.id).where(Member.phone == sa.bindparam("caller")).scalar_subquery(),
+        from_number=sa.bindparam("caller", type_=Call.from_number.type),
+        to_number=sa.bindparam("called", type_=Call.to_number.type), status=sa.bindparam("status"),
+        code_attempts=0, started_at=sa.bindparam("now", type_=Call.started_at.type))
+        .on_conflict_do_nothing(index_elements=[Call.twilio_sid]).returning(*_CALL_COLUMNS))
 
 
 def dialled_answered(session: Session, *, call_sid: str) -> Answer:
@@ -208,9 +289,7 @@ def dialled_pressed(session: Session, *, call_sid: str, digits: str | None, base
     group = _group_of(session, call)
     if (digits or "").strip() != "1":
         return Answer("goodbye", group.language)
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    answer = _admit(session, call, session.get(MeetingSeries, occurrence.series_id), occurrence, "member",
-                    base_url, group)
+    answer = _admit_again(session, call, "member", base_url)
     session.commit()
     return answer
 

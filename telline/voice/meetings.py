@@ -15,17 +15,21 @@ from telline.scheduling.series import next_start
 
 
 def on_now(session: Session, line: Line, now: dt.datetime) -> list[tuple[MeetingSeries, dt.datetime]]:
-    """(series, start) of every meeting on this line that a caller may join at `now`:
-    from `join_early_minutes` before its start until its end."""
+    """(series, start) of every meeting on this line that a caller may join at `now`."""
     zone = ZoneInfo(session.get(Group, line.group_id).timezone)
-    found = []
-    for series in session.scalars(sa.select(MeetingSeries).where(
-            MeetingSeries.line_id == line.id, MeetingSeries.active.is_(True)).order_by(MeetingSeries.id)):
-        length = dt.timedelta(minutes=series.duration_minutes)
-        start = next_start(series, zone, now - length)
-        if start and start - dt.timedelta(minutes=series.join_early_minutes) <= now < start + length:
-            found.append((series, start))
-    return found
+    series = session.scalars(sa.select(MeetingSeries).where(
+        MeetingSeries.line_id == line.id, MeetingSeries.active.is_(True)).order_by(MeetingSeries.id))
+    return [(s, start) for s in series if (start := joinable_start(s, zone, now))]
+
+
+def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+    """The start of the series' meeting a caller may join at `now` — from `join_early_minutes`
+    before it until its end — or None. `series`: a MeetingSeries or a directory.Series."""
+    length = dt.timedelta(minutes=series.duration_minutes)
+    start = next_start(series, zone, now - length)
+    if start and start - dt.timedelta(minutes=series.join_early_minutes) <= now < start + length:
+        return start
+    return None
 
 
 def occurrence(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:

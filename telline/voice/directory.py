@@ -1,0 +1,126 @@
+"""What a call needs to know about a line — its group and its active meeting series — read
+once and kept for a few seconds by each web worker.
+
+At a meeting's start every caller asks the same question of the same line within
+seconds; answering it from memory is what keeps the join path to one statement per
+request (tests/bench/bench_meeting_surge.py). A coordinator's change reaches callers
+within TTL seconds. What must take effect at once (a meeting cancelled, ended or locked)
+lives on the occurrence, which is always read fresh. A change made through this process's
+ORM (a coordinator's page, the CLI) is seen at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from sqlalchemy.orm import Session
+
+from telline.models import Group, Line, MeetingSeries
+from telline.voice.meetings import joinable_start
+
+TTL = 5.0  # seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """A meeting series as the join path reads it (next_start() takes it like a MeetingSeries)."""
+    id: int
+    first_start: dt.datetime
+    rrule: str
+    duration_minutes: int
+    join_early_minutes: int
+    access_code: str
+    host_pin: str | None
+    max_participants: int
+    caller_id_joins: bool
+    host_leaving_ends: bool
+    announce_entries: bool
+    record_names: bool
+    record: bool
+    wait_url: str | None
+
+    @classmethod
+    def of(cls, row: MeetingSeries) -> Series:
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class LineInfo:
+    line_id: int
+    group_id: int
+    group_name: str
+    language: str
+    timezone: str
+    series: tuple[Series, ...]  # active ones, oldest first
+
+    def on_now(self, now: dt.datetime) -> list[tuple[Series, dt.datetime]]:
+        """(series, start) of every meeting a caller may join at `now` (meetings.on_now's rule)."""
+        zone = ZoneInfo(self.timezone)
+        return [(s, start) for s in self.series if (start := joinable_start(s, zone, now))]
+
+
+_SERIES_COLUMNS = [MeetingSeries.__table__.c[f.name] for f in dataclasses.fields(Series)]
+_QUERY = (sa.select(Line.id, Line.group_id, Group.name, Group.language, Group.timezone, *_SERIES_COLUMNS)
+          .join(Group, Group.id == Line.group_id)
+          .outerjoin(MeetingSeries, sa.and_(MeetingSeries.line_id == Line.id, MeetingSeries.active.is_(True)))
+          .order_by(MeetingSeries.id))
+_BY_NUMBER = _QUERY.where(Line.phone_number == sa.bindparam("number"))
+_BY_ID = _QUERY.where(Line.id == sa.bindparam("line_id"))
+
+
+
+class LineDirectory:
+    """One per app (so per web worker): LineInfo by number or id, kept TTL seconds."""
+
+    def __init__(self, ttl: float = TTL):
+        self.ttl = ttl
+        self._kept: dict[tuple, tuple[float, LineInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def by_number(self, session: Session, number: str | None) -> LineInfo | None:
+        return self._read(session, ("number", number), _BY_NUMBER, {"number": number}) if number else None
+
+    def by_id(self, session: Session, line_id: int | None) -> LineInfo | None:
+        return self._read(session, ("id", line_id), _BY_ID, {"line_id": line_id}) if line_id else None
+
+    def forget(self) -> None:
+        """Drop everything kept: the next call reads afresh (tests; after changing a line here)."""
+        with self._lock:
+            self._kept.clear()
+
+    def _read(self, session: Session, key: tuple, query, params: dict) -> LineInfo | None:
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        rows = session.connection().execute(query, params).all()
+        info = None
+        if rows:
+            first = rows[0]
+            info = LineInfo(first[0], first[1], first[2], first[3], first[4],
+                            tuple(Series(*row[5:]) for row in rows if row[5] is not None))
+        expires = time.monotonic() + self.ttl
+        with self._lock:
+            self._kept[key] = (expires, info)
+            if info is not None:  # the other way to ask for the same line
+                self._kept[("id", info.line_id)] = (expires, info)
+        return info
+
+
+def directory() -> LineDirectory:
+    """This app's directory."""
+    return current_app.extensions.setdefault("telline.line_directory", LineDirectory())
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _forget_changed_lines(session: Session, _flush_context) -> None:
+    """A line, group or series changed through this process's ORM: the next caller reads afresh
+    (other processes within TTL)."""
+    if has_app_context() and any(isinstance(obj, (Line, Group, MeetingSeries))
+                                 for obj in (*session.new, *session.dirty, *session.deleted)):
+        directory().forget()

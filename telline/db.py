@@ -7,6 +7,7 @@ and is closed at teardown, so a job or a request never sees another one's half-d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -106,6 +107,22 @@ def _close_session(_exc):
 
 def database() -> Database:
     return current_app.extensions[EXTENSION]
+
+
+@contextlib.contextmanager
+def lone_statement(session: Session):
+    """A connection for a request whose one database step is a single statement.
+
+    PostgreSQL: a pooled connection of its own in autocommit, so the statement is one round
+    trip, with no BEGIN and no COMMIT (two more). Elsewhere, the session's own connection,
+    committed with the session: on SQLite a second connection would wait for the session's
+    write lock, and tests bind everything to one transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql" or isinstance(bind, sa.Connection):
+        yield session.connection()
+        return
+    with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 def session() -> Session:

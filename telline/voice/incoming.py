@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from telline import phone
+from telline import db, phone
 from telline.groups import is_active_member
 from telline.models import Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries, Member, utcnow
 from telline.scheduling.series import next_meeting
@@ -106,9 +106,10 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, from_raw: 
             "member" if code == series.access_code else None
         if role is None:
             continue
-        admitted = session.connection().execute(_ADMIT, dict(
-            sid=call_sid, line=line.line_id, series_id=series.id, start=start, as_role=role,
-            host=role == "host", max=series.max_participants)).first()
+        with db.lone_statement(session) as connection:
+            admitted = connection.execute(_ADMIT, dict(
+                sid=call_sid, line=line.line_id, series_id=series.id, start=start, as_role=role,
+                host=role == "host", max=series.max_participants)).first()
         if admitted is None:
             return None
         call_id, occurrence_id, conference_name = admitted
@@ -255,9 +256,10 @@ _ADMIT = (sa.update(Call)
 def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInfo | None, called: str | None,
               status: str | None):
     """This call's row, written by its first webhook: a retried webhook finds it and changes nothing."""
-    row = session.connection().execute(_insert_call(session.get_bind().dialect.name), dict(
-        sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
-        status=(status or "ringing")[:16], now=utcnow())).first()
+    with db.lone_statement(session) as connection:
+        row = connection.execute(_insert_call(session.get_bind().dialect.name), dict(
+            sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
+            status=(status or "ringing")[:16], now=utcnow())).first()
     return row or session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
 
 

@@ -57,8 +57,12 @@ def new_call_sid():
     return f"CA{next(_sids):032d}"
 
 
+_callers: dict[str, tuple[str, str]] = {}  # CallSid → (From, To): Twilio repeats both on every request
+
+
 def call(client, sender="+447911123456", to=LINE, sid=None):
     sid = sid or new_call_sid()
+    _callers[sid] = (sender, to)
     r = post_signed(client, "/twilio/voice", {"CallSid": sid, "AccountSid": "AC" + "1" * 32, "From": sender,
                                               "To": to, "CallStatus": "ringing", "Direction": "inbound"})
     assert r.status_code == 200 and r.content_type.startswith("text/xml"), r.data
@@ -67,6 +71,8 @@ def call(client, sender="+447911123456", to=LINE, sid=None):
 
 def press(client, sid, digits=None, path="/twilio/voice/code"):
     form = {"CallSid": sid, "AccountSid": "AC" + "1" * 32}
+    if sid in _callers:
+        form["From"], form["To"] = _callers[sid]
     if digits is not None:
         form["Digits"] = digits
     r = post_signed(client, path, form)

@@ -1,0 +1,95 @@
+"""The join path as it runs at a meeting's start: a committed PostgreSQL database (not one test
+transaction), one statement per request, and the line's configuration kept a few seconds."""
+
+import datetime as dt
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from telline import create_app, db, migrate
+from telline.models import Call, Group, Line, MeetingSeries
+from telline.voice.directory import LineDirectory
+from tests.conftest import fresh_postgres_database, make_settings
+from tests.voice.conftest import LINE, PUBLIC_URL, call, conference, meeting, press, said
+
+
+@pytest.fixture
+def committed(redis_url, redis_conn):
+    """An app on its own PostgreSQL database, every commit real; a group with a meeting on now."""
+    with fresh_postgres_database("telline_join") as url:
+        migrate.upgrade(url)
+        app = create_app(make_settings(url, redis_url, public_url=PUBLIC_URL))
+        with app.app_context():
+            session = db.session()
+            group = Group(name="Carers", language="en", timezone="Europe/London",
+                          quiet_start=dt.time(0), quiet_end=dt.time(0))
+            session.add(group)
+            session.flush()
+            session.add(Line(group_id=group.id, phone_number=LINE, sms_rate=1))
+            session.commit()
+            line = session.scalar(sa.select(Line))
+            series = meeting(session, group, line)
+            code = series.access_code
+            session.close()
+        yield app, code
+        app.extensions[db.EXTENSION].engine.dispose()
+
+
+def statements_during(app, action):
+    seen = []
+
+    def note(conn, cursor, statement, params, context, many):
+        # autocommit: psycopg sends no BEGIN before it and no COMMIT after it
+        autocommit = conn.connection.dbapi_connection.autocommit
+        seen.append(statement.split(None, 1)[0].upper() + (" (autocommit)" if autocommit else ""))
+    engine = app.extensions[db.EXTENSION].engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        result = action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    return seen, result
+
+
+def test_a_caller_joins_with_one_statement_per_request(committed):
+    app, code = committed
+    client = app.test_client()
+    sid, _ = call(client, sender="+447911000001")
+    press(client, sid, code)  # the first caller reads the line and creates the meeting's row
+    sid, _ = call(client, sender="+447911000002")
+
+    seen, (sid, root) = statements_during(app, lambda: call(client, sender="+447911000003"))
+    assert seen == ["INSERT (autocommit)"] and "enter your meeting code" in said(root)
+    seen, root = statements_during(app, lambda: press(client, sid, code))
+    assert seen == ["UPDATE (autocommit)"] and conference(root) is not None
+
+    with app.app_context():
+        row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
+        assert (row.role, row.from_number, row.occurrence_id is not None) == ("member", "+447911000003", True)
+
+
+def test_a_change_made_elsewhere_reaches_callers_within_the_ttl(committed):
+    app, code = committed
+    app.extensions["telline.line_directory"] = LineDirectory(ttl=0.5)
+    client = app.test_client()
+    call(client, sender="+447911000001")  # the line is read and kept
+    with app.app_context():  # another process ends the series (no ORM event reaches this one)
+        session = db.session()
+        session.execute(sa.update(MeetingSeries).values(active=False))
+        session.commit()
+    _, root = call(client, sender="+447911000002")
+    assert "enter your meeting code" in said(root)  # still kept
+    time.sleep(0.6)
+    _, root = call(client, sender="+447911000003")
+    assert "There is no meeting planned on this line" in said(root)
+
+
+def test_a_wrong_code_takes_the_full_path_and_is_counted(committed):
+    app, code = committed
+    client = app.test_client()
+    sid, _ = call(client, sender="+447911000001")
+    assert "Sorry, that code did not work" in said(press(client, sid, "0000000"))
+    with app.app_context():
+        session = db.session()
+        assert session.scalar(sa.select(Call.code_attempts).where(Call.twilio_sid == sid)) == 1

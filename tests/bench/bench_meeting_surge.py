@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_meeting_surge.py [--callers 250] [--concurrency 50] [--rounds 3]
         [--workers 2] [--timeout 10] [--pg-admin postgresql://postgres@127.0.0.1:5432/test]
-        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0] [--variants lean2+nopreping,...]
+        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0]
         [--py-spy DIR]
 
 What it measures
@@ -49,9 +49,6 @@ Targets (from the issue)
   The summary takes the median over rounds for time and ratios and the sum for errors;
   exit status 1 when telline misses a target there.
 
---variants: also serve PROTOTYPES of recommended changes (tests/bench/_surge_variants.py, not
-telline's code; e.g. lean2+nopreping), each under its own gunicorn with telline's settings, in
-the same rounds; reported with the same figures, informational only.
 --series-age-days N: the series' first meeting N days ago instead of today (the issue's setup);
 telline.scheduling.series.next_start walks every occurrence since then, twice per join path.
 --py-spy DIR: record each telline worker with py-spy during the telline phases (speedscope
@@ -503,9 +500,6 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
-    parser.add_argument("--variants", default="", metavar="V[,V…]",
-                        help="also run telline with these prototypes (tests/bench/_surge_variants.py, "
-                             "e.g. lean2+nopreping), each its own gunicorn, in the same rounds (informational)")
     parser.add_argument("--series-age-days", type=int, default=0,
                         help="the daily series was first held this many days ago (default 0: today, as "
                              "the issue sets it up; meetings that have run for a year cost more, see the report)")
@@ -513,9 +507,6 @@ def main() -> int:
     args = parser.parse_args()
     if not (0 < args.callers <= 5000 and 0 < args.concurrency <= 200 and 0 < args.rounds <= 10):
         parser.error("keep it bounded: callers ≤ 5000, concurrency ≤ 200, rounds ≤ 10")
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if len(variants) > 3:
-        parser.error("at most 3 variants")
 
     rconn = redis.Redis.from_url(args.redis_url)
     rconn.flushdb()
@@ -550,14 +541,6 @@ def main() -> int:
                                                  *gunicorn_args, "tests.bench.bare_app:app"],
                                         dict(base_env, BENCH_BARE_AUTH_TOKEN=AUTH_TOKEN,
                                              BENCH_BARE_PUBLIC_URL=public), port), public, False)
-            for v in variants:
-                port = free_port()
-                public = f"http://127.0.0.1:{port}"
-                name = f"+{v}"
-                servers[name] = (Gunicorn(name, [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                                                 *gunicorn_args, "tests.bench._surge_variants:create_app()"],
-                                          dict(telline_env(f"v{len(servers)}", public), BENCH_SURGE_VARIANT=v),
-                                          port), public, True)
             for server, _, _ in servers.values():
                 server.wait_healthy(args.workers)
             for server, public, is_telline in servers.values():
@@ -568,16 +551,14 @@ def main() -> int:
                 for pid, app_name in conn.execute(
                         "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s", (db_name,)):
                     pg_pids[app_name].append(pid)
-            app_names = {"telline": "surge-telline",
-                         **{f"+{v}": f"surge-v{i + 2}" for i, v in enumerate(variants)}}
+            app_names = {"telline": "surge-telline"}
             redis_pids = pids_named("redis-server")
             print(f"meeting surge: {args.callers} callers × 2 requests, {args.concurrency} in flight, "
                   f"gunicorn --workers {args.workers} (sync), {args.rounds} rounds, {os.cpu_count()} CPUs, "
                   f"load average {os.getloadavg()[0]:.2f}")
             print(f"  daily series first held {args.series_age_days} days ago; "
                   f"telline (`telline web`) on PostgreSQL {db_name}, Redis {args.redis_url}; "
-                  f"bare = tests/bench/bare_app.py"
-                  + (f"; prototypes (tests/bench/_surge_variants.py): {', '.join(variants)}" if variants else ""))
+                  f"bare = tests/bench/bare_app.py")
 
             rounds = []
             names = list(servers)
@@ -638,14 +619,12 @@ def main() -> int:
                   (f"throughput ratio ≥ {TARGET_THROUGHPUT_RATIO} (median {thr:.3f})",
                    thr >= TARGET_THROUGHPUT_RATIO),
                   (f"p99 ratio ≤ {TARGET_P99_RATIO:g} (median {p99:.2f})", p99 <= TARGET_P99_RATIO)]
-        label = "telline" if name == "telline" else f"prototype telline{name} (informational, not telline's code)"
-        print(f"\nsummary over {len(rounds)} rounds, {label}:")
+        print(f"\nsummary over {len(rounds)} rounds, {name}:")
         for text, ok in checks:
             print(f"  {'PASS' if ok else 'FAIL'}  {text}")
         print(f"  (CPU cost per join path, bare/{name}: median {cost:.3f} — what the throughput ratio tends to "
               "when both are CPU-bound on an otherwise idle machine)")
-        if name == "telline":
-            all_ok = all(ok for _, ok in checks)
+        all_ok = all_ok and all(ok for _, ok in checks)
     if args.py_spy:
         print(f"\npy-spy profiles in {args.py_spy} (ratios of this run include sampling overhead):")
         print(top_functions(args.py_spy))

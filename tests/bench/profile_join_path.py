@@ -1,7 +1,6 @@
 """Where the join path's time goes, in-process (no gunicorn, no sockets): companion to bench_meeting_surge.py.
 
     .venv/bin/python tests/bench/profile_join_path.py [--paths 300] [--trace] [--cprofile N]
-                                                      [--variants base,nopreping,...]
 
 On a fresh PostgreSQL database seeded like the surge benchmark, telline's app (create_app,
 TELLINE_PUBLIC_URL set, log level WARNING) and tests/bench/bare_app.py are driven through
@@ -12,8 +11,6 @@ PostgreSQL backend's CPU is read from /proc for its pid).
 --trace:      every statement one join path sends to PostgreSQL (log_statement=all on this
               database only, read back from the server log), and the Redis commands.
 --cprofile N: cProfile over N telline join paths, grouped by library.
---variants:   telline with changes applied in this process only (see _surge_variants.py),
-              measured side by side with the unchanged app.
 """
 
 from __future__ import annotations
@@ -54,9 +51,9 @@ def join(client, caller, gather=True):
     assert r2.status_code == 200 and b"<Conference" in r2.data, r2.data
 
 
-def telline_app(db_url, redis_url, variant=""):
-    import _surge_variants
-    return _surge_variants.make_app(variant, {
+def telline_app(db_url, redis_url):
+    from telline import create_app
+    return create_app({
         "database_url": db_url, "redis_url": redis_url, "public_url": PUBLIC, "twilio_auth_token": surge.AUTH_TOKEN,
         "twilio_account_sid": surge.ACCOUNT_SID, "log_level": "WARNING"})
 
@@ -161,10 +158,9 @@ def grouped_profile(app, code, n):
     print("\nhottest functions by self time:")
     print("\n".join(out.getvalue().splitlines()[-28:]))
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(r"telline/|_surge_variants", 40)
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(r"telline/", 40)
     print("\ncumulative, telline's own functions:")
-    print("\n".join(ln for ln in out.getvalue().splitlines()
-                    if "telline/" in ln or "_surge_variants" in ln or "ncalls" in ln))
+    print("\n".join(ln for ln in out.getvalue().splitlines() if "telline/" in ln or "ncalls" in ln))
 
 
 def main() -> int:
@@ -173,8 +169,6 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--cprofile", type=int, default=0)
-    parser.add_argument("--cprofile-variant", default="", help="profile telline with this variant applied")
-    parser.add_argument("--variants", default="")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
     args = parser.parse_args()
 
@@ -185,8 +179,6 @@ def main() -> int:
         with surge.fresh_database("postgresql://postgres@127.0.0.1:5432/test") as (db_name, db_url):
             code = surge.seed_meeting(db_url)
             apps = {"telline": telline_app(db_url, args.redis_url)}
-            for v in filter(None, args.variants.split(",")):
-                apps[f"telline+{v}"] = telline_app(db_url, args.redis_url, v)
             clients = {name: app.test_client() for name, app in apps.items()}
             clients["bare"] = bare_app().test_client()
             for name, client in clients.items():
@@ -195,8 +187,7 @@ def main() -> int:
             if args.trace:
                 trace(apps["telline"], db_name, db_url, code)
             if args.cprofile:
-                grouped_profile(apps[f"telline+{args.cprofile_variant}" if args.cprofile_variant else "telline"],
-                                code, args.cprofile)
+                grouped_profile(apps["telline"], code, args.cprofile)
             results = collections.defaultdict(list)
             for _ in range(args.repeat):
                 for name, client in clients.items():

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from telline.models import Broadcast, Message
 from telline.sms import consent
+from telline.sms import broadcast as broadcast_module
 from telline.sms.broadcast import BATCH_MAX, batch_size, fan_out, start_broadcast
 from telline.sms.outbound import InvalidText
 from tests.sms.conftest import add_member, run_jobs
@@ -16,7 +17,8 @@ def members(session, group, n, start=100000):
     return [add_member(session, group, f"+4479111{start + i:05d}") for i in range(n)]
 
 
-def test_every_opted_in_member_gets_it_once(app, session, group, line, standin):
+def test_every_opted_in_member_gets_it_once(app, session, group, line, standin, monkeypatch):
+    monkeypatch.setattr(broadcast_module, "BATCH_MAX", 20)
     everyone = members(session, group, 2 * batch_size(line, 1) + 7)  # three jobs
     stopped = everyone[3]
     consent.record(session, stopped.phone, consent.OPT_OUT, "keyword")
@@ -40,7 +42,7 @@ def test_every_opted_in_member_gets_it_once(app, session, group, line, standin):
     (3, "segments", "é" * 100, 30, 240),          # GSM-7, one segment: 3 texts/s
     (3, "segments", "ê" * 100, 15, 210),          # UCS-2, two segments: 1.5 texts/s
     (100, "messages", "ê" * 100, BATCH_MAX, 180 + 2 * BATCH_MAX),  # a short code: capped
-])
+], ids=["long-code", "gsm7-3-per-s", "ucs2-3-per-s", "short-code"])
 def test_a_broadcast_is_cut_into_jobs_the_lines_rate_can_send_in_time(app, session, group, line, rate, unit,
                                                                       body, size, timeout):
     line.sms_rate, line.sms_rate_unit = rate, unit

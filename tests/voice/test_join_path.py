@@ -93,3 +93,16 @@ def test_a_wrong_code_takes_the_full_path_and_is_counted(committed):
     with app.app_context():
         session = db.session()
         assert session.scalar(sa.select(Call.code_attempts).where(Call.twilio_sid == sid)) == 1
+
+
+def test_a_change_made_through_this_process_is_seen_at_once(committed):
+    app, code = committed
+    app.extensions["telline.line_directory"] = LineDirectory(ttl=3600)
+    client = app.test_client()
+    call(client, sender="+447911000001")  # the line is read and kept
+    with app.app_context():  # a coordinator's page in this worker ends the series
+        session = db.session()
+        session.scalar(sa.select(MeetingSeries)).active = False
+        session.commit()
+    _, root = call(client, sender="+447911000002")
+    assert "There is no meeting planned on this line" in said(root)

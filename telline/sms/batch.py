@@ -163,12 +163,13 @@ def _claim(session: Session, chunk: list[sa.Row]) -> set[int]:
 
 
 def _record(session: Session, handed: list[dict]) -> None:
-    """Write the SIDs Twilio gave (and any status callback that beat us to it); one commit."""
+    """Write the SIDs Twilio gave, then apply any status callback that beat us to them."""
     if not handed:
         return
     now = utcnow()
     session.execute(sa.update(Message), [dict(h, updated_at=now, error_code=None, error_message=None)
                                          for h in handed])
+    session.commit()  # the SIDs first, then the callbacks that came before them (telline.sms.status)
     sids = {h["twilio_sid"]: h["id"] for h in handed}
     for sid in session.scalars(sa.select(MessageEvent.twilio_sid).distinct()
                                .where(MessageEvent.twilio_sid.in_(sids))):

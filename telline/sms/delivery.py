@@ -167,7 +167,8 @@ def _reconcile(session: Session, msg: Message) -> bool:
 def _handed_over(session: Session, msg: Message, sid: str, status: str | None) -> None:
     msg.twilio_sid, msg.status, msg.sent_at = sid, status or "queued", utcnow()
     msg.error_code = msg.error_message = None
-    apply_known_events(session, msg)  # callbacks that arrived before we knew the SID
+    session.commit()  # the SID first, then the callbacks that came before it (telline.sms.status)
+    apply_known_events(session, msg)
     session.commit()
     log.info("text handed to Twilio", extra={"message_id": msg.id, "to": phone.mask(msg.to_number),
                                              "segments": msg.segments})

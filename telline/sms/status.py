@@ -4,6 +4,10 @@ Every callback is kept as a MessageEvent (unique per SID and status: a repeat is
 no-op). The message row shows the furthest status seen. A callback that arrives
 before the send job has recorded the SID waits in message_events and is applied
 when the job records it.
+
+Neither side can miss the other: the callback commits its event before it looks for
+the message, and the job commits the SID before it looks for events. Whichever looks
+second sees what the other wrote.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def record_status(session: Session, sid: str, status: str, error_code: int | Non
             session.add(MessageEvent(twilio_sid=sid, status=status, error_code=error_code))
     except IntegrityError:
         return False
+    session.commit()  # the event first (see the module's docstring)
     msg = session.scalar(sa.select(Message).where(Message.twilio_sid == sid))
     if msg is not None:
         _advance(session, msg, status, error_code)

@@ -649,3 +649,68 @@ def test_a_send_is_recorded_when_another_worker_commits_during_the_request(commi
     row = session.get(Message, first.id)
     [created] = [m for m in remote_standin.messages_sent() if m["to"] == row.to_number]
     assert (outcome["status"], row.status, row.twilio_sid) == ("queued", "queued", created["sid"])
+
+
+# --- a status callback racing the job that records its SID --------------------------------------
+@pytest.mark.postgres
+@pytest.mark.parametrize("fresh_database_url", ["postgresql"], indirect=True)
+def test_a_callback_that_races_the_send_job_is_never_lost(committed_app, remote_standin):
+    """Twilio's "delivered" arrives while the job is still waiting for the answer to its create.
+    The callback looks for the message (no SID yet) and, before it commits, the job records the SID
+    and looks for early callbacks. Had the callback not committed its event before looking, neither
+    side would apply it and the row would stay "queued" for ever."""
+    from telline.sms import status as status_module
+    session = db.session()
+    group = populate(session, 1)
+    line = session.scalar(sa.select(Line).where(Line.group_id == group.id))
+    msg = send_text(session, line=line, to=session.scalar(sa.select(Member.phone)), body="Tonight at 7.",
+                    idempotency_key="race")
+    session.commit()
+    remote_standin.delay(2.0, method="POST", path_suffix=MESSAGES, times=1)  # created at once, answered late
+    job_done, looked = threading.Event(), threading.Event()
+    in_callback = threading.local()
+    outcome = {}
+
+    def after_lookup(conn, cursor, statement, params, context, many):
+        if getattr(in_callback, "active", False) and "FROM messages" in statement:
+            looked.set()
+            job_done.wait(10)  # the job records its SID and looks for early callbacks meanwhile
+
+    def job():
+        with committed_app.app_context():
+            try:
+                outcome["job"] = deliver(msg.id)
+            except Exception as exc:  # noqa: BLE001 — re-raised in the test's thread
+                outcome["error"] = exc
+            finally:
+                job_done.set()
+
+    def callback(sid):
+        in_callback.active = True
+        with committed_app.app_context():
+            try:
+                outcome["callback"] = status_module.record_status(db.session(), sid, "delivered", None)
+            except Exception as exc:  # noqa: BLE001
+                outcome["error"] = exc
+
+    engine = committed_app.extensions["telline.db"].engine
+    sa.event.listen(engine, "after_cursor_execute", after_lookup)
+    sender = threading.Thread(target=job)
+    sender.start()
+    try:
+        wait_for(lambda: remote_standin.messages_sent(), 10, "the message created at Twilio")
+        [created] = remote_standin.messages_sent()
+        receiver = threading.Thread(target=callback, args=(created["sid"],))
+        receiver.start()
+        assert looked.wait(10), "the callback never looked for its message"
+        sender.join(15)
+        receiver.join(15)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after_lookup)
+        job_done.set()
+    if "error" in outcome:
+        raise outcome["error"]
+    session.expire_all()
+    row = session.get(Message, msg.id)
+    assert (outcome["callback"], row.twilio_sid, row.status) == (True, created["sid"], "delivered")
+    assert outcome["job"] == "delivered"  # the job found the callback's event and applied it

@@ -25,8 +25,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL: a pool for lone_statement(); connects on first use only.
+        self.lone_engine = make_lone_statement_engine(url) if not url.startswith("sqlite") else None
         # A forked worker child must not reuse the parent's sockets.
-        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+        os.register_at_fork(after_in_child=lambda: self.dispose(close=False))
+
+    def dispose(self, close: bool = True) -> None:
+        for engine in (self.engine, self.lone_engine):
+            if engine is not None:
+                engine.dispose(close=close)
 
     def bind_to(self, connection: sa.Connection) -> None:
         """Make every session join `connection`'s transaction through savepoints.
@@ -53,6 +60,18 @@ def make_engine(url: str) -> sa.Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     engine = sa.create_engine(url)
+    _ping_after_idle(engine)
+    return engine
+
+
+def make_lone_statement_engine(url: str) -> sa.Engine:
+    """Connections for lone_statement(): autocommit (one round trip a statement) and
+    PostgreSQL's asynchronous commit, so a commit does not wait for its WAL to reach the disk.
+    What that risks: a server crash may lose the last fraction of a second of these rows
+    (3 × wal_writer_delay), never corrupt anything. They are a caller's way into a meeting,
+    which Twilio's conference callbacks record again."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT",
+                              connect_args={"options": "-c synchronous_commit=off"})
     _ping_after_idle(engine)
     return engine
 
@@ -113,15 +132,17 @@ def database() -> Database:
 def lone_statement(session: Session):
     """A connection for a request whose one database step is a single statement.
 
-    PostgreSQL: a pooled connection of its own in autocommit, so the statement is one round
-    trip, with no BEGIN and no COMMIT (two more). Elsewhere, the session's own connection,
-    committed with the session: on SQLite a second connection would wait for the session's
-    write lock, and tests bind everything to one transaction."""
+    PostgreSQL: a connection from the lone-statement pool (make_lone_statement_engine), so the
+    statement is one round trip — no BEGIN, no COMMIT — and its commit does not wait for the
+    disk. Elsewhere, the session's own connection, committed with the session: on SQLite a
+    second connection would wait for the session's write lock, and tests bind everything to
+    one transaction."""
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql" or isinstance(bind, sa.Connection):
+    lone = database().lone_engine
+    if lone is None or isinstance(bind, sa.Connection):
         yield session.connection()
         return
-    with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with lone.connect() as connection:
         yield connection
 
 

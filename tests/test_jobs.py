@@ -131,7 +131,7 @@ def test_telline_worker_command_runs_a_job_in_a_forked_work_horse(tmp_path, redi
         assert Job.fetch(job_id, connection=queues().connection).get_status() == JobStatus.FINISHED
     # The job's own log line carries its id.
     assert any(f'"job_id": "{job_id}"' in line and "renamed group" in line for line in done.stderr.splitlines())
-    app.extensions["telline.db"].engine.dispose()
+    app.extensions["telline.db"].dispose()
 
 
 def test_a_released_savepoint_is_not_the_commit(session):

@@ -20,7 +20,7 @@ def test_healthz_is_503_when_redis_is_down(database_url, tmp_path):
     r = app.test_client().get("/healthz")
     assert r.status_code == 503
     assert r.get_json() == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
-    app.extensions["telline.db"].engine.dispose()
+    app.extensions["telline.db"].dispose()
 
 
 def test_healthz_is_503_when_the_database_is_unreachable(redis_url, tmp_path):
@@ -55,7 +55,7 @@ def test_metrics_still_answer_when_redis_is_down(database_url):
     app = create_app(make_settings(database_url, "redis://127.0.0.1:1/0"))
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert "telline_redis_up 0.0" in text
-    app.extensions["telline.db"].engine.dispose()
+    app.extensions["telline.db"].dispose()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/metrics"])

@@ -126,7 +126,7 @@ def committed_app(fresh_database_url, redis_url, redis_conn, remote_standin):
     app = create_app(make_settings(fresh_database_url, redis_url, twilio_api_base_url=remote_standin.base_url))
     with app.app_context():
         yield app
-    app.extensions["telline.db"].engine.dispose()
+    app.extensions["telline.db"].dispose()
 
 
 class Workers:

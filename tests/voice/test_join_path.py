@@ -33,7 +33,7 @@ def committed(redis_url, redis_conn):
             code = series.access_code
             session.close()
         yield app, code
-        app.extensions[db.EXTENSION].engine.dispose()
+        app.extensions[db.EXTENSION].dispose()
 
 
 def statements_during(app, action):
@@ -43,12 +43,15 @@ def statements_during(app, action):
         # autocommit: psycopg sends no BEGIN before it and no COMMIT after it
         autocommit = conn.connection.dbapi_connection.autocommit
         seen.append(statement.split(None, 1)[0].upper() + (" (autocommit)" if autocommit else ""))
-    engine = app.extensions[db.EXTENSION].engine
-    sa.event.listen(engine, "before_cursor_execute", note)
+    database = app.extensions[db.EXTENSION]
+    engines = (database.engine, database.lone_engine)
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", note)
     try:
         result = action()
     finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", note)
     return seen, result
 
 
@@ -67,6 +70,8 @@ def test_a_caller_joins_with_one_statement_per_request(committed):
     with app.app_context():
         row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
         assert (row.role, row.from_number, row.occurrence_id is not None) == ("member", "+447911000003", True)
+        with db.database().lone_engine.connect() as connection:  # its commits do not wait for the disk
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
 
 
 def test_a_change_made_elsewhere_reaches_callers_within_the_ttl(committed):

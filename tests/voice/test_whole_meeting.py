@@ -130,7 +130,7 @@ def over_http(tmp_path, redis_url, redis_conn, standin):
         server.shutdown()
         server.server_close()
         thread.join(5)
-        app.extensions[DB_EXTENSION].engine.dispose()
+        app.extensions[DB_EXTENSION].dispose()
 
 
 class Ledger:

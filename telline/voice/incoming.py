@@ -44,8 +44,15 @@ class Answer:
 def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_raw: str | None,
                  status: str | None, base_url: str, lockout: Lockout, now: dt.datetime | None = None) -> Answer:
     answer = _receive_call(session, call_sid, from_raw, to_raw, status, base_url, lockout, now or utcnow())
-    session.commit()  # one transaction per request: the call row and whatever was decided
+    _commit(session)
     return answer
+
+
+def _commit(session: Session) -> None:
+    """One transaction per request: whatever was decided. Nothing to do when the request's only
+    write went through db.lone_statement() (the common case at a meeting's start)."""
+    if session.in_transaction():
+        session.commit()
 
 
 def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw: str | None, status: str | None,
@@ -53,7 +60,9 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     caller, called = phone.from_twilio(from_raw), phone.from_twilio(to_raw)
     line = directory().by_number(session, called)
     call = _call_row(session, call_sid, caller, line, called, status)
-    log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller), "line_known": line is not None})
+    if log.isEnabledFor(logging.INFO):  # masking parses the number: not for a line nobody reads
+        log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller),
+                                         "line_known": line is not None})
     if line is None:
         return Answer("unknown_line", "en")
     if lockout.is_locked(caller, line.line_id):
@@ -85,7 +94,7 @@ def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url:
     now = now or utcnow()
     answer = (_quick_admit(session, call_sid, digits, from_raw, to_raw, base_url, lockout, now)
               or _enter_code(session, call_sid, digits, base_url, lockout, now))
-    session.commit()
+    _commit(session)
     return answer
 
 

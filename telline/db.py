@@ -71,7 +71,8 @@ def make_lone_statement_engine(url: str) -> sa.Engine:
     (3 × wal_writer_delay), never corrupt anything. They are a caller's way into a meeting,
     which Twilio's conference callbacks record again."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT",
-                              connect_args={"options": "-c synchronous_commit=off"})
+                              connect_args={"options": "-c synchronous_commit=off"},
+                              pool_reset_on_return=None)  # autocommit: no transaction to roll back
     _ping_after_idle(engine)
     return engine
 

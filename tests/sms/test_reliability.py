@@ -609,6 +609,17 @@ def test_repeated_and_late_status_callbacks_leave_the_furthest_status(app, clien
 
 
 # --- two workers, one database: a send is recorded even when another worker wrote meanwhile --------
+def run_as_another_worker(app, outcome: dict, key: str, fn, *args) -> None:
+    """fn(*args) in an app context (so a session) of its own, as another process would; its result
+    in outcome[key], or its exception in outcome["error"] for the test's thread to raise."""
+    with app.app_context():
+        try:
+            outcome[key] = fn(*args)
+        except Exception as exc:  # noqa: BLE001 — re-raised in the test's thread
+            outcome["error"] = exc
+
+
+
 @pytest.mark.parametrize("fresh_database_url", [
     "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_a_send_is_recorded_when_another_worker_commits_during_the_request(committed_app, remote_standin):
@@ -627,14 +638,7 @@ def test_a_send_is_recorded_when_another_worker_commits_during_the_request(commi
     remote_standin.delay(3.0, method="POST", path_suffix=MESSAGES, times=1)  # Twilio is slow to answer A
     outcome = {}
 
-    def worker_a():
-        with committed_app.app_context():
-            try:
-                outcome["status"] = deliver(first.id)
-            except Exception as exc:  # noqa: BLE001 — re-raised in the test's thread
-                outcome["error"] = exc
-
-    thread = threading.Thread(target=worker_a)
+    thread = threading.Thread(target=run_as_another_worker, args=(committed_app, outcome, "status", deliver, first.id))
     thread.start()
     try:
         wait_for(lambda: [r for r in remote_standin.requests("POST", MESSAGES) if r.status is None], 10,
@@ -677,21 +681,15 @@ def test_a_callback_that_races_the_send_job_is_never_lost(committed_app, remote_
             job_done.wait(10)  # the job records its SID and looks for early callbacks meanwhile
 
     def job():
-        with committed_app.app_context():
-            try:
-                outcome["job"] = deliver(msg.id)
-            except Exception as exc:  # noqa: BLE001 — re-raised in the test's thread
-                outcome["error"] = exc
-            finally:
-                job_done.set()
+        try:
+            run_as_another_worker(committed_app, outcome, "job", deliver, msg.id)
+        finally:
+            job_done.set()
 
     def callback(sid):
         in_callback.active = True
-        with committed_app.app_context():
-            try:
-                outcome["callback"] = status_module.record_status(db.session(), sid, "delivered", None)
-            except Exception as exc:  # noqa: BLE001
-                outcome["error"] = exc
+        run_as_another_worker(committed_app, outcome, "callback",
+                              lambda: status_module.record_status(db.session(), sid, "delivered", None))
 
     engine = committed_app.extensions["telline.db"].engine
     sa.event.listen(engine, "after_cursor_execute", after_lookup)

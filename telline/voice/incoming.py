@@ -111,8 +111,7 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, from_raw: 
     if line is None or not code or lockout.is_locked(phone.from_twilio(from_raw), line.line_id):
         return None
     for series, start in line.on_now(now):
-        role = "host" if series.host_pin and code == series.host_pin else \
-            "member" if code == series.access_code else None
+        role = _role_for(series, code)
         if role is None:
             continue
         with db.lone_statement(session) as connection:
@@ -126,6 +125,13 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, from_raw: 
     return None
 
 
+def _role_for(series: Series, code: str) -> str | None:
+    """host for the series' host PIN, member for its access code, None for anything else."""
+    if series.host_pin and code == series.host_pin:
+        return "host"
+    return "member" if code == series.access_code else None
+
+
 def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
                 now: dt.datetime) -> Answer:
     call = session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
@@ -137,8 +143,7 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: s
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
     on_now = line.on_now(now)
     for series, start in on_now:
-        role = "host" if series.host_pin and code == series.host_pin else \
-            "member" if code == series.access_code else None
+        role = _role_for(series, code)
         if role:
             return _admit(session, call, series, start, role, base_url, line)
     if not on_now:  # the meeting ended while they typed

@@ -60,7 +60,7 @@ class LineInfo:
     series: tuple[Series, ...]  # active ones, oldest first
 
     def on_now(self, now: dt.datetime) -> list[tuple[Series, dt.datetime]]:
-        """(series, start) of every meeting a caller may join at `now` (meetings.on_now's rule)."""
+        """(series, start) of every meeting a caller may join at `now`."""
         zone = ZoneInfo(self.timezone)
         return [(s, start) for s in self.series if (start := joinable_start(s, zone, now))]
 

@@ -1,4 +1,4 @@
-"""Which meeting a line has on now, and its occurrence row (created on first need)."""
+"""When a series's meeting may be joined, and its occurrence row (created on first need)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from telline.models import Group, Line, MeetingOccurrence, MeetingSeries
+from telline.models import MeetingOccurrence, MeetingSeries
 from telline.scheduling.series import next_start
-
-
-def on_now(session: Session, line: Line, now: dt.datetime) -> list[tuple[MeetingSeries, dt.datetime]]:
-    """(series, start) of every meeting on this line that a caller may join at `now`."""
-    zone = ZoneInfo(session.get(Group, line.group_id).timezone)
-    series = session.scalars(sa.select(MeetingSeries).where(
-        MeetingSeries.line_id == line.id, MeetingSeries.active.is_(True)).order_by(MeetingSeries.id))
-    return [(s, start) for s in series if (start := joinable_start(s, zone, now))]
 
 
 def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:

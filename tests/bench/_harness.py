@@ -286,7 +286,8 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
     return max((bisect.bisect_right(times, t + width) - i for i, t in enumerate(times)), default=0)
 
 
-def _proc_cpu(pid: int, children: bool = True) -> float:
+def proc_cpu(pid: int, children: bool = True) -> float:
+    """CPU seconds of a process (and, by default, of its reaped children)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -296,7 +297,7 @@ def _proc_cpu(pid: int, children: bool = True) -> float:
     return (utime + stime + ((cutime + cstime) if children else 0)) / TICKS
 
 
-def _by_name(name: str) -> list[int]:
+def pids_named(name: str) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -309,7 +310,7 @@ def _by_name(name: str) -> list[int]:
     return pids
 
 
-def _machine_cpu() -> tuple[float, float]:
+def machine_cpu() -> tuple[float, float]:
     """(busy, total) seconds of all CPUs."""
     with open("/proc/stat") as f:
         values = [int(x) for x in f.readline().split()[1:]]
@@ -335,11 +336,11 @@ class CpuMeter:
         self.before = self._sample()
 
     def _sample(self) -> dict:
-        s = {name: {p: _proc_cpu(p) for p in pids} for name, pids in self.pids.items()}
+        s = {name: {p: proc_cpu(p) for p in pids} for name, pids in self.pids.items()}
         for key, comm in self.named.items():
-            s[key] = {p: _proc_cpu(p) for p in _by_name(comm)}
+            s[key] = {p: proc_cpu(p) for p in pids_named(comm)}
         s["bench"] = {0: _own_cpu()}
-        busy, total = _machine_cpu()
+        busy, total = machine_cpu()
         s["machine"], s["machine_total"] = {0: busy}, {0: total}
         return s
 

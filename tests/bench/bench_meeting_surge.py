@@ -89,12 +89,14 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import machine_cpu, pids_named, proc_cpu  # noqa: E402 — /proc accounting, shared
+
 PYTHON = sys.executable
 TELLINE = str(Path(sys.executable).with_name("telline"))
 ACCOUNT_SID = "AC" + "c" * 32
 AUTH_TOKEN = "bench-surge-auth-token-0123456789"
 LINE_NUMBER = "+15005550006"
-TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_CALLERS = 20
 PHASE_DEADLINE = 60.0
 
@@ -161,15 +163,6 @@ def free_port() -> int:
 
 
 # --- CPU accounting from /proc -------------------------------------------------------------
-def proc_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0.0
-
-
 def children(pid: int) -> list[int]:
     out = []
     with contextlib.suppress(FileNotFoundError):
@@ -177,26 +170,6 @@ def children(pid: int) -> list[int]:
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 out += [int(c) for c in f.read().split()]
     return out
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return (total - idle) / TICKS, total / TICKS
-
-
-def pids_named(name: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == name:
-                        found.append(int(entry))
-    return found
 
 
 class Gunicorn:
@@ -212,7 +185,7 @@ class Gunicorn:
         return children(self.proc.pid)
 
     def cpu(self) -> float:
-        return proc_cpu(self.proc.pid) + sum(proc_cpu(p) for p in self.worker_pids)
+        return proc_cpu(self.proc.pid, children=False) + sum(proc_cpu(p, children=False) for p in self.worker_pids)
 
     def wait_healthy(self, workers: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -376,8 +349,8 @@ class Accounting:
     def sample(self) -> dict:
         busy, total = machine_cpu()
         return {"client": own_cpu(), "server": self.server.cpu(),
-                "postgres": sum(proc_cpu(p) for p in self.pg_pids),
-                "redis": {p: proc_cpu(p) for p in self.redis_pids}, "busy": busy, "total": total}
+                "postgres": sum(proc_cpu(p, children=False) for p in self.pg_pids),
+                "redis": {p: proc_cpu(p, children=False) for p in self.redis_pids}, "busy": busy, "total": total}
 
     @staticmethod
     def delta(before: dict, after: dict) -> dict:

@@ -73,12 +73,12 @@ def backend_pids(db_name):
 
 def cpu_per_path(client, code, n, gather, pg_pids):
     callers = [surge.Caller(PUBLIC, code) for _ in range(n)]
-    pg0 = sum(surge.proc_cpu(p) for p in pg_pids)
+    pg0 = sum(surge.proc_cpu(p, children=False) for p in pg_pids)
     c0, w0 = time.process_time(), time.perf_counter()
     for c in callers:
         join(client, c, gather)
     c1, w1 = time.process_time(), time.perf_counter()
-    pg1 = sum(surge.proc_cpu(p) for p in pg_pids)
+    pg1 = sum(surge.proc_cpu(p, children=False) for p in pg_pids)
     return 1000 * (c1 - c0) / n, 1000 * (w1 - w0) / n, 1000 * (pg1 - pg0) / n
 
 

@@ -42,16 +42,22 @@ def scheduled_count() -> int:
     return sum(ScheduledJobRegistry(queue=q).count for q in queues().in_order())
 
 
-@pytest.fixture
-def group(session):
-    g = Group(name="Carers", language="en", timezone="UTC", text_code="CARE42",
-              crisis_resource="call 116 123", coordinator_contact="Sam 07700 900123",
-              quiet_start=dt.time(0, 0), quiet_end=dt.time(0, 0))  # no quiet hours unless a test sets them
+def new_group(session, *, timezone: str = "UTC", **fields) -> Group:
+    """The group "Carers" with its line (LINE, 100 texts/s), no quiet hours unless a test sets
+    them, committed. `fields`: any other Group column."""
+    g = Group(name="Carers", language="en", timezone=timezone, quiet_start=dt.time(0, 0), quiet_end=dt.time(0, 0),
+              **fields)
     session.add(g)
     session.flush()
     session.add(Line(group_id=g.id, phone_number=LINE, sms_rate=100))
     session.commit()
     return g
+
+
+@pytest.fixture
+def group(session):
+    return new_group(session, text_code="CARE42", crisis_resource="call 116 123",
+                     coordinator_contact="Sam 07700 900123")
 
 
 @pytest.fixture

@@ -8,23 +8,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from telline.models import Group, Line, Member, Membership, utcnow
+from telline.models import Line, Member, Membership, utcnow
 from telline.scheduling.series import create_series
 from tests.signing import post_signed
 
-from tests.sms.conftest import LINE, PUBLIC_URL, settings_overrides  # noqa: F401 — the app talks to the stand-in
+from tests.sms.conftest import LINE, PUBLIC_URL, new_group, settings_overrides  # noqa: F401 — the app talks to the stand-in
 
 _sids = iter(range(1, 10**6))
 
 
 @pytest.fixture
 def group(session):
-    g = Group(name="Carers", language="en", timezone="Europe/London", quiet_start=dt.time(0), quiet_end=dt.time(0))
-    session.add(g)
-    session.flush()
-    session.add(Line(group_id=g.id, phone_number=LINE, sms_rate=100))
-    session.commit()
-    return g
+    return new_group(session, timezone="Europe/London")
 
 
 @pytest.fixture

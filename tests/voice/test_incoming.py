@@ -4,6 +4,7 @@ import sqlalchemy as sa
 
 from telline.models import Call, ConferenceParticipant, ConsentEvent, MeetingOccurrence, Message, utcnow
 from telline.voice import meetings
+from telline.voice.directory import directory
 from tests.sms.conftest import run_jobs, texts_to
 from tests.voice.conftest import LINE, call, conference, meeting, member, parse, press, said
 
@@ -108,7 +109,7 @@ def test_no_meeting_at_all_says_how_to_reach_a_person(client, session, group, li
 
 def test_a_cancelled_meeting_points_to_the_next_one(client, session, group, line):
     series = meeting(session, group, line)
-    [(s, start)] = meetings.on_now(session, line, utcnow())
+    [(s, start)] = directory().by_id(session, line.id).on_now(utcnow())
     meetings.cancel(session, s, start)
     session.commit()
     sid, _ = call(client)

@@ -1,17 +1,17 @@
 """The join path as it runs at a meeting's start: a committed PostgreSQL database (not one test
 transaction), one statement per request, and the line's configuration kept a few seconds."""
 
-import datetime as dt
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from telline import create_app, db, migrate
-from telline.models import Call, Group, Line, MeetingSeries
+from telline.models import Call, Line, MeetingSeries
 from telline.voice.directory import LineDirectory
 from tests.conftest import fresh_postgres_database, make_settings
-from tests.voice.conftest import LINE, PUBLIC_URL, call, conference, meeting, press, said
+from tests.signing import post_signed
+from tests.voice.conftest import PUBLIC_URL, call, conference, meeting, new_group, parse, press, said
 
 
 @pytest.fixture
@@ -22,12 +22,7 @@ def committed(redis_url, redis_conn):
         app = create_app(make_settings(url, redis_url, public_url=PUBLIC_URL))
         with app.app_context():
             session = db.session()
-            group = Group(name="Carers", language="en", timezone="Europe/London",
-                          quiet_start=dt.time(0), quiet_end=dt.time(0))
-            session.add(group)
-            session.flush()
-            session.add(Line(group_id=group.id, phone_number=LINE, sms_rate=1))
-            session.commit()
+            group = new_group(session, timezone="Europe/London")
             line = session.scalar(sa.select(Line))
             series = meeting(session, group, line)
             code = series.access_code
@@ -111,3 +106,18 @@ def test_a_change_made_through_this_process_is_seen_at_once(committed):
         session.commit()
     _, root = call(client, sender="+447911000002")
     assert "There is no meeting planned on this line" in said(root)
+
+
+@pytest.mark.parametrize("to,sender", [("not a number", "garbage"), ("+15005559999", "+447911000001"), ("", "")])
+def test_a_code_with_a_garbled_or_foreign_from_and_to_is_answered_from_the_call_row(committed, to, sender):
+    """The quick way in trusts only what matches the call's own row; anything else takes the full
+    path, which reads the row (line, caller) and answers the same."""
+    app, code = committed
+    client = app.test_client()
+    sid, _ = call(client, sender="+447911000001")
+    r = post_signed(client, "/twilio/voice/code", {"CallSid": sid, "AccountSid": "AC" + "1" * 32,
+                                                   "Digits": code, "From": sender, "To": to})
+    assert r.status_code == 200 and conference(parse(r)) is not None
+    with app.app_context():
+        row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
+        assert (row.role, row.from_number) == ("member", "+447911000001")

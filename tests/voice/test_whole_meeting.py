@@ -33,12 +33,12 @@ from telline import create_app, db, migrate
 from telline.db import EXTENSION as DB_EXTENSION
 from telline.models import Group, Line, MeetingOccurrence, utcnow
 from telline.texts import t
-from telline.voice import meetings
+from telline.voice.directory import directory
 from telline.voice.roster import attendance, roster
 from tests.conftest import make_settings
 from tests.sms.conftest import run_jobs
 from tests.twilio_sim import HOLD_MUSIC, Clock, TwilioSim, via_http, via_test_client
-from tests.voice.conftest import LINE, PUBLIC_URL, meeting, member
+from tests.voice.conftest import LINE, PUBLIC_URL, meeting, member, new_group
 
 HOST = "+447911123900"  # not on the member list: enters the host PIN
 NAMED = {"+447911123401": "Ana", "+447911123402": "Ben", "+447911123403": "Cleo"}  # members: caller ID
@@ -113,13 +113,8 @@ def over_http(tmp_path, redis_url, redis_conn, standin):
     try:
         with app.app_context():
             session = db.session()
-            group = Group(name="Carers", language="en", timezone="Europe/London", quiet_start=dt.time(0),
-                          quiet_end=dt.time(0))
-            session.add(group)
-            session.flush()
-            line = Line(group_id=group.id, phone_number=LINE, sms_rate=100)
-            session.add(line)
-            session.commit()
+            group = new_group(session, timezone="Europe/London")
+            line = session.scalar(sa.select(Line).where(Line.group_id == group.id))
             clock = Clock(utcnow())
             twilio = TwilioSim(standin, via_http(http), line=LINE, public_url=public, clock=clock,
                                hold_callbacks=False, before_acting=session.commit)
@@ -183,7 +178,7 @@ def play_a_whole_meeting(world: World) -> None:
     series = meeting(session, group, line, starts_in_minutes=-50, caller_id_joins=True)
     for number, name in NAMED.items():
         member(session, group, number, name)
-    [(_, start)] = meetings.on_now(session, line, utcnow())
+    [(_, start)] = directory().by_id(session, line.id).on_now(utcnow())
     clock.set(start - dt.timedelta(minutes=3))
     code, wrong = series.access_code + "#", wrong_code(series) + "#"
 
@@ -382,7 +377,7 @@ def test_callers_who_look_alike_are_counted_apart(in_process):
     world = in_process
     session, twilio = world.session, world.twilio
     series = meeting(session, world.group, world.line)
-    [(_, start)] = meetings.on_now(session, world.line, utcnow())
+    [(_, start)] = directory().by_id(session, world.line.id).on_now(utcnow())
     world.clock.set(start)
     host = twilio.phone(HOST)
     host.call().press(series.host_pin + "#")

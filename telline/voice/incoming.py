@@ -4,6 +4,10 @@ Domain code: takes plain values (the webhook parsed them), keeps the caller's
 progress in the Call row (never in URLs), and returns an Answer that the
 webhook renders with telline.twilio.twiml. Every path ends somewhere useful:
 a meeting, the next meeting's time, or how to reach a person.
+
+A call's row is written when there is something to keep: its seat, a wrong
+code, the offer of a reminder. A caller asked for a meeting's code costs no
+write, so the crowd at a meeting's start costs one statement each (its seat).
 """
 
 from __future__ import annotations
@@ -57,17 +61,22 @@ def _commit(session: Session) -> None:
 
 def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw: str | None, status: str | None,
                   base_url: str, lockout: Lockout, now: dt.datetime) -> Answer:
-    caller, called = phone.from_twilio(from_raw), phone.from_twilio(to_raw)
+    called = phone.from_twilio(to_raw)
     line = directory().by_number(session, called)
-    call = _call_row(session, call_sid, caller, line, called, status)
     if log.isEnabledFor(logging.INFO):  # masking parses the number: not for a line nobody reads
-        log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(caller),
+        log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(phone.from_twilio(from_raw)),
                                          "line_known": line is not None})
+    on_now = line.on_now(now) if line is not None else ()
+    if on_now and not any(series.caller_id_joins for series, _ in on_now):
+        # A meeting is on and only its code lets one in: ask for it, nothing to keep yet (not even
+        # the caller's number parsed). A caller locked out for wrong codes hears so at the code.
+        return Answer("ask_code", line.language, group=line.group_name)
+    caller = phone.from_twilio(from_raw)
+    call = _call_row(session, call_sid, caller, line, called, status)
     if line is None:
         return Answer("unknown_line", "en")
     if lockout.is_locked(caller, line.line_id):
         return Answer("locked_out", line.language)
-    on_now = line.on_now(now)
     if not on_now:
         return _no_meeting(session, line, caller, now)
     known = _caller_id_series(session, call, line, on_now)
@@ -88,39 +97,43 @@ def _caller_id_series(session: Session, call, line: LineInfo, on_now):
 
 
 def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
-               from_raw: str | None = None, to_raw: str | None = None, now: dt.datetime | None = None) -> Answer:
+               from_raw: str | None = None, to_raw: str | None = None, status: str | None = None,
+               now: dt.datetime | None = None) -> Answer:
     """The caller pressed digits (or nothing: Digits absent means the prompt timed out).
-    from_raw/to_raw: the webhook's From and To (Twilio repeats them), for the quick way in."""
+    from_raw/to_raw/status: the webhook's From, To and CallStatus (Twilio repeats them), for a
+    call whose row is not written yet."""
     now = now or utcnow()
-    answer = (_quick_admit(session, call_sid, digits, from_raw, to_raw, base_url, lockout, now)
-              or _enter_code(session, call_sid, digits, base_url, lockout, now))
+    caller, called = phone.from_twilio(from_raw), phone.from_twilio(to_raw)
+    answer = (_quick_admit(session, call_sid, digits, caller, called, status, base_url, lockout, now)
+              or _enter_code(session, call_sid, digits, caller, called, status, base_url, lockout, now))
     _commit(session)
     return answer
 
 
-def _quick_admit(session: Session, call_sid: str, digits: str | None, from_raw: str | None, to_raw: str | None,
-                 base_url: str, lockout: Lockout, now: dt.datetime) -> Answer | None:
-    """The right code for a meeting that is simply on: admitted in one statement (PostgreSQL),
-    the common case when a meeting starts and everyone calls at once. None for anything else
-    (wrong code, first caller, a meeting cancelled, ended, locked or full, SQLite…), which
-    _enter_code() then answers, reading everything afresh."""
+def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: str | None, called: str | None,
+                 status: str | None, base_url: str, lockout: Lockout, now: dt.datetime) -> Answer | None:
+    """The right code for a meeting that is simply on: the call's row written with its seat in one
+    statement (PostgreSQL), the common case when a meeting starts and everyone calls at once.
+    None for anything else (wrong code, first caller, a meeting cancelled, ended, locked or full,
+    a call already seated elsewhere, SQLite…), which _enter_code() then answers, reading afresh."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    line = directory().by_number(session, phone.from_twilio(to_raw))
+    line = directory().by_number(session, called)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
-    if line is None or not code or lockout.is_locked(phone.from_twilio(from_raw), line.line_id):
+    if line is None or not code or lockout.is_locked(caller, line.line_id):
         return None
     for series, start in line.on_now(now):
         role = _role_for(series, code)
         if role is None:
             continue
         with db.lone_statement(session) as connection:
-            admitted = connection.execute(_ADMIT, dict(
-                sid=call_sid, line=line.line_id, series_id=series.id, start=start, as_role=role,
-                host=role == "host", max=series.max_participants)).first()
-        if admitted is None:
+            seated = connection.execute(_TAKE_SEAT, dict(
+                sid=call_sid, line=line.line_id, caller=caller, called=called, status=_status(status), now=now,
+                series_id=series.id, start=start, as_role=role, host=role == "host",
+                max=series.max_participants)).first()
+        if seated is None:
             return None
-        call_id, occurrence_id, conference_name = admitted
+        call_id, occurrence_id, conference_name = seated
         return _seat_answer(series, role, line, base_url, call_id, call_sid, occurrence_id, conference_name)
     return None
 
@@ -132,9 +145,12 @@ def _role_for(series: Series, code: str) -> str | None:
     return "member" if code == series.access_code else None
 
 
-def _enter_code(session: Session, call_sid: str, digits: str | None, base_url: str, lockout: Lockout,
-                now: dt.datetime) -> Answer:
+def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str | None, called: str | None,
+                status: str | None, base_url: str, lockout: Lockout, now: dt.datetime) -> Answer:
     call = session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
+    if call is None:  # its first webhook only asked for the code: the row is written now
+        line = directory().by_number(session, called)
+        call = _call_row(session, call_sid, caller, line, called, status) if line is not None else None
     line = directory().by_id(session, call.line_id) if call else None
     if call is None or line is None:
         return Answer("unknown_line", "en")  # a code for a call we never answered: start again
@@ -252,19 +268,39 @@ _OCCURRENCE = (sa.select(MeetingOccurrence.id, MeetingOccurrence.status, Meeting
                       MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type)))
 
 
-# PostgreSQL: the call takes its seat if the meeting is open to it — not cancelled or ended, and
-# for a member not locked nor full — in one statement that _admit() takes four to check.
-_ADMIT = (sa.update(Call)
-          .where(Call.twilio_sid == sa.bindparam("sid"), Call.line_id == sa.bindparam("line"),
-                 # a call takes one seat: not yet seated, or seated here already (a retried webhook)
-                 sa.or_(Call.occurrence_id.is_(None), Call.occurrence_id == MeetingOccurrence.id),
-                 MeetingOccurrence.series_id == sa.bindparam("series_id"),
-                 MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type),
-                 MeetingOccurrence.status.not_in(("cancelled", "ended")),
-                 sa.or_(sa.bindparam("host", type_=sa.Boolean),
-                        sa.and_(MeetingOccurrence.locked.is_(False), _PRESENT < sa.bindparam("max"))))
-          .values(occurrence_id=MeetingOccurrence.id, role=sa.bindparam("as_role"))
-          .returning(Call.id, MeetingOccurrence.id, MeetingOccurrence.conference_name))
+# PostgreSQL: the call's row is written (or found) with its seat if the meeting is open to it —
+# not cancelled or ended, and for a member not locked nor full — in one statement that
+# _enter_code() and _admit() take five to check.
+_OPEN_SEAT = (sa.select(MeetingOccurrence.id, MeetingOccurrence.conference_name)
+              .where(MeetingOccurrence.series_id == sa.bindparam("series_id"),
+                     MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type),
+                     MeetingOccurrence.status.not_in(("cancelled", "ended")),
+                     sa.or_(sa.bindparam("host", type_=sa.Boolean),
+                            sa.and_(MeetingOccurrence.locked.is_(False), _PRESENT < sa.bindparam("max"))))
+              .cte("open_seat"))
+_MEMBER_BY_NUMBER = sa.select(Member.id).where(Member.phone == sa.bindparam("caller")).scalar_subquery()
+_seat_insert = postgresql.insert(Call).from_select(
+    ["twilio_sid", "direction", "line_id", "member_id", "from_number", "to_number", "status", "code_attempts",
+     "started_at", "occurrence_id", "role"],
+    sa.select(sa.bindparam("sid", type_=Call.twilio_sid.type), sa.literal("inbound"),
+              sa.bindparam("line", type_=sa.Integer), _MEMBER_BY_NUMBER,
+              sa.bindparam("caller", type_=Call.from_number.type), sa.bindparam("called", type_=Call.to_number.type),
+              sa.bindparam("status", type_=Call.status.type), sa.literal(0),
+              sa.bindparam("now", type_=Call.started_at.type), _OPEN_SEAT.c.id,
+              sa.bindparam("as_role", type_=Call.role.type)))
+_TAKEN = (_seat_insert.on_conflict_do_update(
+    index_elements=[Call.twilio_sid],
+    set_={"occurrence_id": _seat_insert.excluded.occurrence_id, "role": _seat_insert.excluded.role},
+    # a call takes one seat on its own line: not yet seated, or seated here already (a retried webhook)
+    where=sa.and_(Call.line_id == _seat_insert.excluded.line_id,
+                  sa.or_(Call.occurrence_id.is_(None), Call.occurrence_id == _seat_insert.excluded.occurrence_id)))
+    .returning(Call.id, Call.occurrence_id).cte("taken"))
+_TAKE_SEAT = sa.select(_TAKEN.c.id, _OPEN_SEAT.c.id, _OPEN_SEAT.c.conference_name).join_from(
+    _TAKEN, _OPEN_SEAT, _TAKEN.c.occurrence_id == _OPEN_SEAT.c.id)
+
+
+def _status(status: str | None) -> str:
+    return (status or "ringing").strip()[:16] or "ringing"
 
 
 def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInfo | None, called: str | None,
@@ -273,7 +309,7 @@ def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInf
     with db.lone_statement(session) as connection:
         row = connection.execute(_insert_call(session.get_bind().dialect.name), dict(
             sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
-            status=(status or "ringing")[:16], now=utcnow())).first()
+            status=_status(status), now=utcnow())).first()
     return row or session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
 
 
@@ -282,7 +318,7 @@ def _insert_call(dialect: str):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(Call).values(
         twilio_sid=sa.bindparam("sid"), direction="inbound", line_id=sa.bindparam("line_id"),
-        member_id=sa.select(Member.id).where(Member.phone == sa.bindparam("caller")).scalar_subquery(),
+        member_id=_MEMBER_BY_NUMBER,
         from_number=sa.bindparam("caller", type_=Call.from_number.type),
         to_number=sa.bindparam("called", type_=Call.to_number.type), status=sa.bindparam("status"),
         code_attempts=0, started_at=sa.bindparam("now", type_=Call.started_at.type))

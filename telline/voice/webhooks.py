@@ -63,7 +63,7 @@ def incoming_call():
 def code_entered():
     answer = enter_code(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
                         from_raw=request.form.get("From"), to_raw=request.form.get("To"),
-                        base_url=_base_url(), lockout=_lockout())
+                        status=request.form.get("CallStatus"), base_url=_base_url(), lockout=_lockout())
     return _render(answer)
 
 

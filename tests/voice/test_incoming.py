@@ -69,10 +69,11 @@ def test_a_caller_who_keeps_failing_is_locked_out_for_a_while(client, session, g
         for _ in range(3):
             root = press(client, sid, "111111")
     assert "Too many wrong codes" in said(root)
-    sid, root = call(client)
-    assert "Too many wrong codes" in said(root) and root.find("Gather") is None
-    # …even with the right code now; another caller is not affected.
-    assert "Too many wrong codes" in said(press(client, sid, series.access_code))
+    sid, root = call(client)  # asked for the code as anyone is (nothing read or written yet)…
+    assert "enter your meeting code" in said(root)
+    # …and refused even with the right code; another caller is not affected.
+    root = press(client, sid, series.access_code)
+    assert "Too many wrong codes" in said(root) and conference(root) is None and root[-1].tag == "Hangup"
     sid, _ = call(client, sender="+447911123999")
     assert conference(press(client, sid, series.access_code)) is not None
 
@@ -187,10 +188,22 @@ def test_a_french_group_speaks_french(client, session, group, line):
 
 
 def test_the_join_path_records_one_call_per_call_sid(client, session, group, line):
-    meeting(session, group, line)
+    series = meeting(session, group, line)
     sid, _ = call(client)
-    call(client, sid=sid)
-    assert len(session.scalars(sa.select(Call)).all()) == 1
+    call(client, sid=sid)  # Twilio retried the webhook
+    assert session.scalars(sa.select(Call)).all() == []  # asked for a code: nothing to keep yet
+    first = press(client, sid, series.access_code)
+    again = press(client, sid, series.access_code)  # …and retried the code's
+    assert conference(first).text == conference(again).text
+    rows = session.scalars(sa.select(Call)).all()
+    assert [(r.twilio_sid, r.role, r.from_number, r.to_number) for r in rows] == [
+        (sid, "member", "+447911123456", LINE)]
+
+
+def test_a_caller_who_hangs_up_at_the_code_prompt_leaves_no_row(client, session, group, line):
+    meeting(session, group, line)
+    call(client)
+    assert session.scalars(sa.select(Call)).all() == []
 
 
 def test_digits_for_a_call_we_never_answered_still_get_valid_twiml(client, session, group, line):

@@ -58,9 +58,9 @@ def test_a_caller_joins_with_one_statement_per_request(committed):
     sid, _ = call(client, sender="+447911000002")
 
     seen, (sid, root) = statements_during(app, lambda: call(client, sender="+447911000003"))
-    assert seen == ["INSERT (autocommit)"] and "enter your meeting code" in said(root)
+    assert seen == [] and "enter your meeting code" in said(root)  # nothing to keep yet
     seen, root = statements_during(app, lambda: press(client, sid, code))
-    assert seen == ["UPDATE (autocommit)"] and conference(root) is not None
+    assert seen == ["WITH (autocommit)"] and conference(root) is not None  # the call's row, with its seat
 
     with app.app_context():
         row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
@@ -110,14 +110,27 @@ def test_a_change_made_through_this_process_is_seen_at_once(committed):
 
 @pytest.mark.parametrize("to,sender", [("not a number", "garbage"), ("+15005559999", "+447911000001"), ("", "")])
 def test_a_code_with_a_garbled_or_foreign_from_and_to_is_answered_from_the_call_row(committed, to, sender):
-    """The quick way in trusts only what matches the call's own row; anything else takes the full
-    path, which reads the row (line, caller) and answers the same."""
+    """Once a call has a row (here: after a wrong code), its line and caller come from the row:
+    the quick way in finds no line for such a To and the full path answers from the row."""
     app, code = committed
     client = app.test_client()
     sid, _ = call(client, sender="+447911000001")
+    assert "that code did not work" in said(press(client, sid, "000000"))
     r = post_signed(client, "/twilio/voice/code", {"CallSid": sid, "AccountSid": "AC" + "1" * 32,
                                                    "Digits": code, "From": sender, "To": to})
     assert r.status_code == 200 and conference(parse(r)) is not None
     with app.app_context():
         row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
-        assert (row.role, row.from_number) == ("member", "+447911000001")
+        assert (row.role, row.from_number, row.code_attempts) == ("member", "+447911000001", 1)
+
+
+@pytest.mark.parametrize("to", ["not a number", "+15005559999", ""])
+def test_a_code_for_a_call_with_no_row_and_no_known_line_is_told_so_and_nothing_is_written(committed, to):
+    app, code = committed
+    client = app.test_client()
+    r = post_signed(client, "/twilio/voice/code", {"CallSid": "CA" + "5" * 32, "AccountSid": "AC" + "1" * 32,
+                                                   "Digits": code, "From": "+447911000001", "To": to})
+    assert r.status_code == 200 and "not connected to a support group" in said(parse(r))
+    with app.app_context():
+        assert db.session().scalars(sa.select(Call)).all() == []
+

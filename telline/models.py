@@ -318,6 +318,21 @@ class Call(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class CodeLockout(Base):
+    """A caller, or a whole line, refused at the code prompt after too many wrong codes.
+
+    The wrong codes are counted in Redis (telline.voice.lockout); the lock itself is this row,
+    so the statement that seats a caller checks it in the same round trip, and operators keep
+    a record of it. A hash of the caller's number, never the number."""
+
+    __tablename__ = "code_lockouts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(sa.ForeignKey("lines.id", ondelete="CASCADE"), index=True)
+    caller_key: Mapped[str | None] = mapped_column(sa.String(20))  # None: everyone on the line
+    until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ConferenceParticipant(Base):
     """One call's stay in one conference, kept from the conference status callbacks."""
 

@@ -32,6 +32,7 @@ class Periodic:
 
 PERIODIC = (
     Periodic("prune-webhook-keys", jobs.prune_webhook_keys, "bulk", "17 3 * * *"),
+    Periodic("prune-code-lockouts", jobs.prune_code_lockouts, "bulk", "23 3 * * *"),
 )
 
 _process_app: Flask | None = None

@@ -29,7 +29,7 @@ from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
 from telline.voice import meetings
 from telline.voice.directory import LineInfo, Series, directory
-from telline.voice.lockout import Lockout
+from telline.voice.lockout import Lockout, caller_key, lock_in_force
 
 log = logging.getLogger(__name__)
 MAX_CODE_TRIES = 3
@@ -75,7 +75,7 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     call = _call_row(session, call_sid, caller, line, called, status)
     if line is None:
         return Answer("unknown_line", "en")
-    if lockout.is_locked(caller, line.line_id):
+    if lockout.is_locked(session, caller, line.line_id, now):
         return Answer("locked_out", line.language)
     if not on_now:
         return _no_meeting(session, line, caller, now)
@@ -104,23 +104,24 @@ def enter_code(session: Session, *, call_sid: str, digits: str | None, base_url:
     call whose row is not written yet."""
     now = now or utcnow()
     caller, called = phone.from_twilio(from_raw), phone.from_twilio(to_raw)
-    answer = (_quick_admit(session, call_sid, digits, caller, called, status, base_url, lockout, now)
+    answer = (_quick_admit(session, call_sid, digits, caller, called, status, base_url, now)
               or _enter_code(session, call_sid, digits, caller, called, status, base_url, lockout, now))
     _commit(session)
     return answer
 
 
 def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: str | None, called: str | None,
-                 status: str | None, base_url: str, lockout: Lockout, now: dt.datetime) -> Answer | None:
+                 status: str | None, base_url: str, now: dt.datetime) -> Answer | None:
     """The right code for a meeting that is simply on: the call's row written with its seat in one
     statement (PostgreSQL), the common case when a meeting starts and everyone calls at once.
-    None for anything else (wrong code, first caller, a meeting cancelled, ended, locked or full,
-    a call already seated elsewhere, SQLite…), which _enter_code() then answers, reading afresh."""
+    None for anything else (wrong code, first caller, a caller locked out, a meeting cancelled,
+    ended, locked or full, a call already seated elsewhere, SQLite…), which _enter_code() then
+    answers, reading afresh."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     line = directory().by_number(session, called)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
-    if line is None or not code or lockout.is_locked(caller, line.line_id):
+    if line is None or not code:
         return None
     for series, start in line.on_now(now):
         role = _role_for(series, code)
@@ -128,7 +129,8 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
             continue
         with db.lone_statement(session) as connection:
             seated = connection.execute(_TAKE_SEAT, dict(
-                sid=call_sid, line=line.line_id, caller=caller, called=called, status=_status(status), now=now,
+                sid=call_sid, line=line.line_id, caller=caller, caller_key=caller_key(caller), called=called,
+                status=_status(status), now=now,
                 series_id=series.id, start=start, as_role=role, host=role == "host",
                 max=series.max_participants)).first()
         if seated is None:
@@ -154,7 +156,7 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str
     line = directory().by_id(session, call.line_id) if call else None
     if call is None or line is None:
         return Answer("unknown_line", "en")  # a code for a call we never answered: start again
-    if lockout.is_locked(call.from_number, line.line_id):
+    if lockout.is_locked(session, call.from_number, line.line_id, now):
         return Answer("locked_out", line.language)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
     on_now = line.on_now(now)
@@ -172,7 +174,7 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str
     attempts = call.code_attempts + 1
     session.connection().execute(sa.update(Call).where(Call.id == call.id).values(code_attempts=attempts))
     if code:
-        locked = lockout.failed(call.from_number, line.line_id)
+        locked = lockout.failed(session, call.from_number, line.line_id, now)
         log.warning("wrong meeting code", extra={"call_sid": call_sid, "from": phone.mask(call.from_number),
                                                  "attempt": attempts, "locked_out": locked})
         if locked:
@@ -268,13 +270,16 @@ _OCCURRENCE = (sa.select(MeetingOccurrence.id, MeetingOccurrence.status, Meeting
                       MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type)))
 
 
-# PostgreSQL: the call's row is written (or found) with its seat if the meeting is open to it —
-# not cancelled or ended, and for a member not locked nor full — in one statement that
-# _enter_code() and _admit() take five to check.
+# PostgreSQL: the call's row is written (or found) with its seat if the caller is not locked out
+# for wrong codes and the meeting is open to them — not cancelled or ended, and for a member not
+# locked nor full — in one statement that _enter_code() and _admit() take six to check.
+_NOW = sa.bindparam("now", type_=Call.started_at.type)
 _OPEN_SEAT = (sa.select(MeetingOccurrence.id, MeetingOccurrence.conference_name)
-              .where(MeetingOccurrence.series_id == sa.bindparam("series_id"),
+              .where(~lock_in_force(sa.bindparam("line", type_=sa.Integer), sa.bindparam("caller_key"), _NOW),
+                     MeetingOccurrence.series_id == sa.bindparam("series_id"),
                      MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type),
-                     MeetingOccurrence.status.not_in(("cancelled", "ended")),
+                     # != rather than NOT IN: an IN list is rendered again at every execution
+                     MeetingOccurrence.status != "cancelled", MeetingOccurrence.status != "ended",
                      sa.or_(sa.bindparam("host", type_=sa.Boolean),
                             sa.and_(MeetingOccurrence.locked.is_(False), _PRESENT < sa.bindparam("max"))))
               .cte("open_seat"))
@@ -285,8 +290,7 @@ _seat_insert = postgresql.insert(Call).from_select(
     sa.select(sa.bindparam("sid", type_=Call.twilio_sid.type), sa.literal("inbound"),
               sa.bindparam("line", type_=sa.Integer), _MEMBER_BY_NUMBER,
               sa.bindparam("caller", type_=Call.from_number.type), sa.bindparam("called", type_=Call.to_number.type),
-              sa.bindparam("status", type_=Call.status.type), sa.literal(0),
-              sa.bindparam("now", type_=Call.started_at.type), _OPEN_SEAT.c.id,
+              sa.bindparam("status", type_=Call.status.type), sa.literal(0), _NOW, _OPEN_SEAT.c.id,
               sa.bindparam("as_role", type_=Call.role.type)))
 _TAKEN = (_seat_insert.on_conflict_do_update(
     index_elements=[Call.twilio_sid],

@@ -1,15 +1,23 @@
 """Too many wrong access codes: the caller, or the whole line, waits a while.
 
-Counters live in Redis (shared by every web worker) and expire by themselves.
-Keys carry a hash of the caller's number, never the number.
+Wrong codes are counted in Redis (shared by every web worker, expiring by
+themselves). When a count reaches its limit, the lock is written as a
+CodeLockout row: the statement that seats a caller checks it in the same round
+trip (no Redis read on the way in), and operators keep a record. Redis keys
+and rows carry a hash of the caller's number, never the number.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 
 import redis
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from telline.models import CodeLockout
 
 WINDOW_SECONDS = 15 * 60
 
@@ -21,30 +29,40 @@ class Limits:
     lock_seconds: int = 15 * 60
 
 
+def caller_key(caller: str | None) -> str:
+    return hashlib.sha256((caller or "anonymous").encode()).hexdigest()[:20]
+
+
+def lock_in_force(line_id, key, now) -> sa.Exists:
+    """SQL: a lock on this caller (by caller_key) or on the whole line that has not run out.
+    Plain values or bind parameters (the seat statement passes its own)."""
+    return sa.exists().where(CodeLockout.line_id == line_id,
+                             sa.or_(CodeLockout.caller_key == key, CodeLockout.caller_key.is_(None)),
+                             CodeLockout.until > now)
+
+
 class Lockout:
     def __init__(self, connection: redis.Redis, limits: Limits = Limits(), prefix: str = "telline:codes"):
         self.redis, self.limits, self.prefix = connection, limits, prefix
 
-    def _keys(self, caller: str | None, line_id: int) -> tuple[str, str]:
-        who = hashlib.sha256((caller or "anonymous").encode()).hexdigest()[:20]
-        return f"{self.prefix}:caller:{line_id}:{who}", f"{self.prefix}:line:{line_id}"
+    def is_locked(self, session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
+        return bool(session.scalar(sa.select(lock_in_force(line_id, caller_key(caller), now))))
 
-    def is_locked(self, caller: str | None, line_id: int) -> bool:
-        caller_key, line_key = self._keys(caller, line_id)
-        counts = self.redis.mget(caller_key, line_key)
-        return (int(counts[0] or 0) >= self.limits.per_caller) or (int(counts[1] or 0) >= self.limits.per_line)
-
-    def failed(self, caller: str | None, line_id: int) -> bool:
-        """Count one wrong code; True when that locks the caller (or the line) out."""
-        caller_key, line_key = self._keys(caller, line_id)
+    def failed(self, session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
+        """Count one wrong code; True when that locks the caller (or the line) out. The lock is
+        added to the session (the caller's request commits it) and its counter starts again."""
+        key = caller_key(caller)
+        counters = {key: f"{self.prefix}:caller:{line_id}:{key}", None: f"{self.prefix}:line:{line_id}"}
         with self.redis.pipeline() as pipe:
-            pipe.incr(caller_key)
-            pipe.expire(caller_key, WINDOW_SECONDS, nx=True)
-            pipe.incr(line_key)
-            pipe.expire(line_key, WINDOW_SECONDS, nx=True)
+            for counter in counters.values():
+                pipe.incr(counter)
+                pipe.expire(counter, WINDOW_SECONDS, nx=True)
             caller_count, _, line_count, _ = pipe.execute()
-        locked = caller_count >= self.limits.per_caller or line_count >= self.limits.per_line
-        if locked:  # the lock lasts lock_seconds from the failure that triggered it
-            self.redis.expire(caller_key if caller_count >= self.limits.per_caller else line_key,
-                              self.limits.lock_seconds)
-        return locked
+        reached = [k for k, count, limit in ((key, caller_count, self.limits.per_caller),
+                                             (None, line_count, self.limits.per_line)) if count >= limit]
+        until = now + dt.timedelta(seconds=self.limits.lock_seconds)
+        for locked_key in reached:
+            session.add(CodeLockout(line_id=line_id, caller_key=locked_key, until=until))
+        if reached:  # counted afresh once the lock is over
+            self.redis.delete(*(counters[k] for k in reached))
+        return bool(reached)

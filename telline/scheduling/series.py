@@ -50,15 +50,33 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
 def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
     """The first start at or after `after` (aware), as an aware UTC datetime."""
     rule = _rule(series.rrule, series.first_start.astimezone(zone).replace(tzinfo=None))
-    found = rule.after(after.astimezone(zone).replace(tzinfo=None), inc=True)
+    found = rule.after(after.astimezone(zone).replace(tzinfo=None))
     return found.replace(tzinfo=zone).astimezone(dt.timezone.utc) if found else None
 
 
+class _Rule:
+    """A parsed rule that remembers its last answer. dateutil walks a rule from its first
+    occurrence on every query (a daily series ten years old: ~0.4 ms a query), and a meeting's
+    callers all ask nearly the same question: the first start at or after `after` is the same
+    for any `after` between the last one asked and the start it found."""
+
+    def __init__(self, rule):
+        self.rule, self.last = rule, None  # last: (after, the start found)
+
+    def after(self, after: dt.datetime) -> dt.datetime | None:
+        last = self.last
+        if last is not None and last[0] <= after <= last[1]:
+            return last[1]
+        found = self.rule.after(after, inc=True)
+        if found is not None:
+            self.last = (after, found)  # one assignment: a concurrent reader sees the old or the new pair
+        return found
+
+
 @functools.lru_cache(maxsize=512)
-def _rule(rrule: str, local_first: dt.datetime):
-    # Parsed once per process and caching its occurrences: a join path asks twice per call,
-    # and walking a years-old daily rule from its start costs milliseconds each time.
-    return rrulestr(rrule, dtstart=local_first, cache=True)
+def _rule(rrule: str, local_first: dt.datetime) -> _Rule:
+    # Parsed once per process, its occurrences cached (cache=True) for the walks it still makes.
+    return _Rule(rrulestr(rrule, dtstart=local_first, cache=True))
 
 
 def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[MeetingSeries, dt.datetime] | None:

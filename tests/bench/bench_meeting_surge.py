@@ -49,8 +49,9 @@ Targets (from the issue)
   The summary takes the median over rounds for time and ratios and the sum for errors;
   exit status 1 when telline misses a target there.
 
---series-age-days N: the series' first meeting N days ago instead of today (the issue's setup);
-telline.scheduling.series.next_start walks every occurrence since then, twice per join path.
+--series-age-days N: the series' first meeting N days ago instead of today: a group that has
+met daily for years (dateutil walks a rule from its first occurrence; telline remembers the
+last answer, so the surge should cost the same at 0 and at 3650).
 --py-spy DIR: record each telline worker with py-spy during the telline phases (speedscope
 files and a flat top-functions table; adds sampling overhead, so do not read ratios from
 such a run).

@@ -88,7 +88,7 @@ def trace(app, db_name, db_url, code):
     from telline.db import EXTENSION
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{db_name}" SET log_statement = \'all\'')
-    app.extensions[EXTENSION].engine.dispose()  # new connections pick the setting up
+    app.extensions[EXTENSION].dispose()  # new connections (both pools) pick the setting up
     client = app.test_client()
     join(client, surge.Caller(PUBLIC, code))  # connect outside the traced path
     redis_conn = app.extensions["telline.queue"].connection
@@ -111,7 +111,7 @@ def trace(app, db_name, db_url, code):
     redis_conn.execute_command = original
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{db_name}" RESET log_statement')
-    app.extensions[EXTENSION].engine.dispose()
+    app.extensions[EXTENSION].dispose()
     with PG_LOG.open("rb") as f:
         for label, (a, b, cmds) in marks.items():
             f.seek(a)

@@ -23,19 +23,17 @@ CODE_LOCKOUT_RETENTION = dt.timedelta(days=30)
 
 
 def prune_webhook_keys() -> int:
-    session = db.session()
-    cutoff = utcnow() - WEBHOOK_KEY_RETENTION
-    deleted = session.execute(sa.delete(WebhookKey).where(WebhookKey.received_at < cutoff)).rowcount
-    session.commit()
-    log.info("pruned webhook keys", extra={"deleted": deleted})
-    return deleted
+    return _prune(WebhookKey, WebhookKey.received_at, WEBHOOK_KEY_RETENTION, "webhook keys")
 
 
 def prune_code_lockouts() -> int:
     """Locks for wrong codes are kept a while after they end, as a record for operators."""
+    return _prune(CodeLockout, CodeLockout.until, CODE_LOCKOUT_RETENTION, "code lockouts")
+
+
+def _prune(model, column, retention: dt.timedelta, what: str) -> int:
     session = db.session()
-    cutoff = utcnow() - CODE_LOCKOUT_RETENTION
-    deleted = session.execute(sa.delete(CodeLockout).where(CodeLockout.until < cutoff)).rowcount
+    deleted = session.execute(sa.delete(model).where(column < utcnow() - retention)).rowcount
     session.commit()
-    log.info("pruned code lockouts", extra={"deleted": deleted})
+    log.info(f"pruned {what}", extra={"deleted": deleted})
     return deleted

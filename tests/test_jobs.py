@@ -104,6 +104,17 @@ def test_periodic_jobs_are_declared_with_stable_names(app):
     assert all(j.queue_name in {q.name for q in queues().in_order()} for j in cron.get_jobs())
 
 
+def test_webhook_keys_are_kept_a_week(session):
+    import datetime as dt
+    from telline import jobs
+    from telline.models import WebhookKey, utcnow
+    for days in (8, 6):
+        session.add(WebhookKey(key=f"sms:SM{days}", received_at=utcnow() - dt.timedelta(days=days)))
+    session.flush()
+    assert jobs.prune_webhook_keys() == 1
+    assert session.scalars(sa.select(WebhookKey.key)).all() == ["sms:SM6"]
+
+
 @pytest.mark.slow
 def test_telline_worker_command_runs_a_job_in_a_forked_work_horse(tmp_path, redis_url, redis_conn):
     """The real `telline worker --burst` process, a committed SQLite file, real Redis."""

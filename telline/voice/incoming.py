@@ -130,9 +130,8 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
         with db.lone_statement(session) as connection:
             seated = connection.execute(_TAKE_SEAT, dict(
                 sid=call_sid, line=line.line_id, caller=caller, caller_key=caller_key(caller), called=called,
-                status=_status(status), now=now,
-                series_id=series.id, start=start, as_role=role, host=role == "host",
-                max=series.max_participants)).first()
+                status=_status(status), now=now, series_id=series.id, start=start, as_role=role,
+                host=role == "host", max=series.max_participants)).first()
         if seated is None:
             return None
         call_id, occurrence_id, conference_name = seated

@@ -229,7 +229,7 @@ def sms_failures(group_id):
 
 @cli.group("meeting")
 def meeting_group():
-    """Phone meetings: schedule, settings, cancel, roster, attendance."""
+    """Phone meetings: schedule, settings, cancel, roster, attendance, unlock."""
 
 
 @meeting_group.command("create")
@@ -329,6 +329,28 @@ def meeting_cancel(series_id, date):
     cancel(session, series, start)
     session.commit()
     click.echo(f"meeting of {date} cancelled")
+
+
+@meeting_group.command("unlock")
+@click.argument("number", metavar="LINE")
+@click.option("--caller", help="Only this caller's lock (their phone number); without it, every lock on the line.")
+def meeting_unlock(number, caller):
+    """Let callers locked out for wrong codes try again now."""
+    import sqlalchemy as sa
+    from telline import db, groups
+    from telline.models import Line, utcnow
+    from telline.voice.lockout import lift
+    session = db.session()
+    try:
+        line = session.scalar(sa.select(Line).where(Line.phone_number == groups.any_e164(number)))
+        caller_number = groups.any_e164(caller) if caller is not None else None
+    except groups.InvalidGroup as exc:
+        raise click.UsageError(str(exc)) from None
+    if line is None:
+        raise click.UsageError(f"{number} is not a telline line")
+    lifted = lift(session, line.id, caller_number, utcnow())
+    session.commit()
+    click.echo(f"{lifted} lock(s) lifted" if lifted else "no lock in force")
 
 
 @meeting_group.command("roster")

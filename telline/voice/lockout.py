@@ -66,3 +66,12 @@ class Lockout:
         if reached:  # counted afresh once the lock is over
             self.redis.delete(*(counters[k] for k in reached))
         return bool(reached)
+
+
+def lift(session: Session, line_id: int, caller: str | None, now: dt.datetime) -> int:
+    """End the locks in force on a line now (an operator's decision): the caller's own, or with
+    caller None every lock on the line, its own included. The rows stay, as the record."""
+    which = sa.true() if caller is None else CodeLockout.caller_key == caller_key(caller)
+    return session.execute(sa.update(CodeLockout)
+                           .where(CodeLockout.line_id == line_id, CodeLockout.until > now, which)
+                           .values(until=now)).rowcount

@@ -57,3 +57,27 @@ def test_locks_are_kept_thirty_days_after_they_end(session, group, line):
     session.flush()
     assert jobs.prune_code_lockouts() == 1
     assert sorted((now - lock.until).days for lock in session.scalars(sa.select(CodeLockout))) == [-1, 29]
+
+
+def test_an_operator_lifts_a_callers_lock_or_every_lock_on_the_line(runner, client, session, group, line):
+    from telline.cli import cli
+    series = meeting(session, group, line)
+    guess_wrong(client, GUESSER, 6)
+    guess_wrong(client, "+447911000777", 6)
+    r = runner.invoke(cli, ["meeting", "unlock", "+1 500-555-0006", "--caller", "+44 7911 123456"])
+    assert (r.exit_code, r.output) == (0, "1 lock(s) lifted\n")
+    sid, _ = call(client, sender=GUESSER)
+    assert conference(press(client, sid, series.access_code)) is not None
+    sid, _ = call(client, sender="+447911000777")
+    assert "Too many wrong codes" in said(press(client, sid, series.access_code))  # the other one still waits
+    assert runner.invoke(cli, ["meeting", "unlock", "+15005550006"]).output == "1 lock(s) lifted\n"
+    assert runner.invoke(cli, ["meeting", "unlock", "+15005550006"]).output == "no lock in force\n"
+    assert len(session.scalars(sa.select(CodeLockout)).all()) == 2  # kept, as the record
+
+
+def test_unlock_explains_a_bad_number_or_an_unknown_line(runner, session, group, line):
+    from telline.cli import cli
+    r = runner.invoke(cli, ["meeting", "unlock", "+15005550006", "--caller", "12ab"])
+    assert r.exit_code == 2 and "not a phone number" in r.output
+    r = runner.invoke(cli, ["meeting", "unlock", "+15005559999"])
+    assert r.exit_code == 2 and "is not a telline line" in r.output

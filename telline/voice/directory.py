@@ -74,7 +74,6 @@ _BY_NUMBER = _QUERY.where(Line.phone_number == sa.bindparam("number"))
 _BY_ID = _QUERY.where(Line.id == sa.bindparam("line_id"))
 
 
-
 class LineDirectory:
     """One per app (so per web worker): LineInfo by number or id, kept TTL seconds."""
 

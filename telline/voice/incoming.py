@@ -29,7 +29,7 @@ from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
 from telline.voice import meetings
 from telline.voice.directory import LineInfo, Series, directory
-from telline.voice.lockout import Lockout, caller_key, lock_in_force
+from telline.voice.lockout import Lockout, caller_key, is_locked, lock_in_force
 
 log = logging.getLogger(__name__)
 MAX_CODE_TRIES = 3
@@ -46,8 +46,8 @@ class Answer:
 
 
 def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_raw: str | None,
-                 status: str | None, base_url: str, lockout: Lockout, now: dt.datetime | None = None) -> Answer:
-    answer = _receive_call(session, call_sid, from_raw, to_raw, status, base_url, lockout, now or utcnow())
+                 status: str | None, base_url: str, now: dt.datetime | None = None) -> Answer:
+    answer = _receive_call(session, call_sid, from_raw, to_raw, status, base_url, now or utcnow())
     _commit(session)
     return answer
 
@@ -60,7 +60,7 @@ def _commit(session: Session) -> None:
 
 
 def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw: str | None, status: str | None,
-                  base_url: str, lockout: Lockout, now: dt.datetime) -> Answer:
+                  base_url: str, now: dt.datetime) -> Answer:
     called = phone.from_twilio(to_raw)
     line = directory().by_number(session, called)
     if log.isEnabledFor(logging.INFO):  # masking parses the number: not for a line nobody reads
@@ -75,7 +75,7 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     call = _call_row(session, call_sid, caller, line, called, status)
     if line is None:
         return Answer("unknown_line", "en")
-    if lockout.is_locked(session, caller, line.line_id, now):
+    if is_locked(session, caller, line.line_id, now):
         return Answer("locked_out", line.language)
     if not on_now:
         return _no_meeting(session, line, caller, now)
@@ -155,7 +155,7 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str
     line = directory().by_id(session, call.line_id) if call else None
     if call is None or line is None:
         return Answer("unknown_line", "en")  # a code for a call we never answered: start again
-    if lockout.is_locked(session, call.from_number, line.line_id, now):
+    if is_locked(session, call.from_number, line.line_id, now):
         return Answer("locked_out", line.language)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
     on_now = line.on_now(now)
@@ -308,7 +308,8 @@ def _status(status: str | None) -> str:
 
 def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInfo | None, called: str | None,
               status: str | None):
-    """This call's row, written by its first webhook: a retried webhook finds it and changes nothing."""
+    """This call's row, written by the first webhook that has something to keep (see the module's
+    docstring): a retried webhook finds it and changes nothing."""
     with db.lone_statement(session) as connection:
         row = connection.execute(_insert_call(session.get_bind().dialect.name), dict(
             sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,

@@ -41,12 +41,15 @@ def lock_in_force(line_id, key, now) -> sa.Exists:
                              CodeLockout.until > now)
 
 
+def is_locked(session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
+    return bool(session.scalar(sa.select(lock_in_force(line_id, caller_key(caller), now))))
+
+
 class Lockout:
+    """The wrong-code counters (Redis), and the lock they lead to."""
+
     def __init__(self, connection: redis.Redis, limits: Limits = Limits(), prefix: str = "telline:codes"):
         self.redis, self.limits, self.prefix = connection, limits, prefix
-
-    def is_locked(self, session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
-        return bool(session.scalar(sa.select(lock_in_force(line_id, caller_key(caller), now))))
 
     def failed(self, session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
         """Count one wrong code; True when that locks the caller (or the line) out. The lock is

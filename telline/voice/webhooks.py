@@ -55,7 +55,7 @@ def _lockout() -> Lockout:
 def incoming_call():
     answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=request.form.get("From"),
                           to_raw=request.form.get("To"), status=request.form.get("CallStatus"),
-                          base_url=_base_url(), lockout=_lockout())
+                          base_url=_base_url())
     return _render(answer)
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,13 +164,7 @@ class StandInProcess:
         return [t for t, to in self.posts() if exclude_to is None or to != exclude_to]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_processes([self.proc], timeout=10)
 
 
 class Workers:
@@ -216,15 +211,7 @@ class Workers:
         return "\n---\n".join(out)
 
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()  # RQ: warm shutdown
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, timeout=15)  # SIGTERM: RQ's warm shutdown
 
 
 # --- baseline: the plain twilio client ------------------------------------------------
@@ -284,6 +271,19 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
     """Highest count of times in any closed window [t, t + width]."""
     times = sorted(times)
     return max((bisect.bisect_right(times, t + width) - i for i, t in enumerate(times)), default=0)
+
+
+def stop_processes(procs, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal every process still running, then wait for each; kill one that outlives `timeout`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def proc_cpu(pid: int, children: bool = True) -> float:

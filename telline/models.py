@@ -354,6 +354,33 @@ class ConferenceParticipant(Base):
     left_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class Task(Base):
+    """Work that must happen — a text to send, a member to dial, a caller to mute — kept as a row
+    until it is done (telline.tasks). The RQ job only carries it out: it names this row's id, and
+    the sweeper (telline.sweeper) sends a new one when Redis lost it. Deleted once done."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    func: Mapped[str] = mapped_column(sa.String(120))  # "module:function", a @tasks.durable function
+    args: Mapped[list] = mapped_column(sa.JSON)  # ids and short strings, as the job takes them
+    queue: Mapped[str] = mapped_column(sa.String(16))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    retry: Mapped[list | None] = mapped_column(sa.JSON)  # RQ Retry's intervals (seconds), one a retry
+    timeout: Mapped[int | None]  # RQ's job timeout, seconds
+    # Bumped each time the sweeper sends it again: the RQ job id is "task-<id>-<generation>", and a
+    # job of an older generation does nothing (a late original never runs beside its replacement).
+    generation: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def job_id(self) -> str:
+        return job_id(self.id, self.generation)
+
+
+def job_id(task_id: int, generation: int) -> str:
+    return f"task-{task_id}-{generation}"
+
+
 class WebhookKey(Base):
     """Natural keys of webhooks already handled: a retried webhook has one effect."""
 

@@ -1,4 +1,4 @@
-"""Redis, the named RQ queues, and enqueueing that waits for the commit.
+"""Redis and the named RQ queues (work that must happen goes through telline.tasks).
 
 Queues, drained in this order by every worker:
 - urgent:  a person is waiting (crisis replies, answers to a member's own text, moderation)
@@ -8,18 +8,14 @@ Queues, drained in this order by every worker:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 EXTENSION = "telline.queue"
 QUEUE_NAMES = ("urgent", "default", "bulk")
-_PENDING = "telline.jobs_after_commit"
 
 
 class JobQueues:
@@ -55,47 +51,18 @@ def queues() -> JobQueues:
     return current_app.extensions[EXTENSION]
 
 
-def _check_ids(args: tuple, kwargs: dict) -> None:
-    # Jobs take ids and re-read their rows: a row object pickled into Redis would
-    # be stale by the time the job runs, and could carry a member's number into Redis.
-    for value in (*args, *kwargs.values()):
+def check_job_args(args: tuple | list) -> None:
+    """Jobs take ids and re-read their rows: a row object would be stale by the time the job
+    runs, and could carry a member's number into Redis."""
+    for value in args:
         if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
             continue  # a batch of ids
         if not isinstance(value, (int, str, bool, type(None))):
             raise TypeError(f"job arguments must be ids or short strings, not {type(value).__name__}")
 
 
-def enqueue_after_commit(session: Session, func: Callable, *args, queue: str = "default",
-                         at: dt.datetime | None = None, **job_options) -> None:
-    """Send `func(*args)` to RQ once `session` commits; drop it if it rolls back.
-
-    at: run it then (RQ's scheduler), not now. job_options are RQ's own (retry, at_front, …).
-    """
-    _check_ids(args, {})
-    target = queues()[queue]
-    session.info.setdefault(_PENDING, []).append((target, func, args, at, job_options))
-
-
 def enqueue_now(func: Callable, *args, queue: str = "default", **job_options):
-    """Enqueue outside any transaction (CLI commands, jobs that fan out)."""
-    _check_ids(args, {})
+    """Enqueue now, with no row behind it: for work that may be lost with Redis (tests, chores).
+    Work that must happen is a task (telline.tasks.enqueue_after_commit)."""
+    check_job_args(args)
     return queues()[queue].enqueue(func, *args, **job_options)
-
-
-@event.listens_for(Session, "after_commit")
-def _send_pending(session: Session) -> None:
-    # SQLAlchemy fires after_commit when a savepoint is released too (the savepoint is still
-    # the session's current transaction then): only the outermost commit makes rows visible.
-    if session.in_nested_transaction():
-        return
-    for target, func, args, at, options in session.info.pop(_PENDING, ()):
-        if at is None:
-            target.enqueue(func, *args, **options)
-        else:
-            target.enqueue_at(at, func, *args, **options)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:  # the whole transaction, not a savepoint
-        session.info.pop(_PENDING, None)

@@ -1,23 +1,47 @@
-"""Worker and cron wiring: RQ's own Worker and CronScheduler, with an app context per job.
+"""Worker and cron wiring: RQ's own Worker, scheduler and CronScheduler, with an app context
+per job, and what makes them safe to kill.
 
-`telline worker` drains the queues (urgent first) and runs RQ's scheduler for
-enqueue_at/enqueue_in; `telline cron` enqueues the periodic jobs listed in
-PERIODIC. Both can also be started with RQ's own CLI
-(`rq worker -w telline.worker.TellineWorker`).
+`telline worker` drains the queues (urgent first) and runs RQ's scheduler for delayed jobs;
+`telline cron` enqueues the periodic jobs listed in PERIODIC. Both can also be started with
+RQ's own CLI (`rq worker -w telline.worker.TellineWorker`).
+
+When a worker dies (kill -9, its machine gone):
+- it stops refreshing its alive key (ALIVE_TTL seconds), so the sweeper (telline.sweeper),
+  run every few seconds by cron, sends the task it was running again — in well under a
+  minute, where RQ alone would wait minutes for the job's heartbeat to lapse;
+- its scheduler process, which RQ forks and which would otherwise live on as an orphan
+  holding the scheduler lock, notices within a second and stops, releasing the lock.
+Two `telline cron` enqueue each run of a periodic job once: its job id is its name and the
+time it is due, enqueued with RQ's `unique=True`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import threading
 from collections.abc import Callable
+from typing import Any
 
+import redis
 import sqlalchemy.orm
 from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
+from rq.exceptions import DuplicateJobError
+from rq.scheduler import RQScheduler
+from rq.scripts import release_lock
+from rq.utils import now as rq_now
 
-from telline import jobs
+from telline import jobs, sweeper
 from telline import queue as job_queue
+
+log = logging.getLogger(__name__)
+
+# A worker says it is alive every ALIVE_EVERY seconds; silent for ALIVE_TTL, it counts as dead.
+ALIVE_EVERY = 3
+ALIVE_TTL = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +49,19 @@ class Periodic:
     """A periodic job declared as data; `name` is its stable id in RQ's cron registry."""
 
     name: str
-    func: Callable
+    func: Callable[..., Any]
     queue: str
-    cron: str  # local time of the cron process (RQ 3)
+    cron: str  # local time of the cron process (RQ 3); a sixth field counts seconds
+
+
+def every_seconds(seconds: int) -> str:
+    if not 1 <= seconds <= 60 or 60 % seconds:
+        raise ValueError("the sweep interval is a whole number of seconds that divides 60 (1, 2, 3, 5, … 30, 60)")
+    return f"* * * * * */{seconds}" if seconds < 60 else "* * * * *"
 
 
 PERIODIC = (
+    Periodic("sweep-tasks", sweeper.sweep, "urgent", every_seconds(sweeper.SWEEP_SECONDS)),
     Periodic("prune-webhook-keys", jobs.prune_webhook_keys, "bulk", "17 3 * * *"),
     Periodic("prune-code-lockouts", jobs.prune_code_lockouts, "bulk", "23 3 * * *"),
 )
@@ -47,13 +78,137 @@ def _app() -> Flask:
     return _process_app
 
 
+class _AliveSignal(threading.Thread):
+    """Refreshes this worker's alive key (sweeper.alive_key) until stopped — a thread, so a
+    SimpleWorker says it is alive while a long job runs in its main thread — and frees the
+    scheduler locks that dead schedulers left (release_dead_scheduler_locks)."""
+
+    def __init__(self, connection: redis.Redis, worker_name: str, queue_names: list[str]):
+        super().__init__(name="telline-alive", daemon=True)
+        self.connection, self.key, self.queue_names = connection, sweeper.alive_key(worker_name), queue_names
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.connection.set(self.key, os.getpid(), ex=ALIVE_TTL)
+                release_dead_scheduler_locks(self.connection, self.queue_names)
+            except redis.RedisError:
+                pass  # Redis is down: no job runs and no sweep either; try again
+            if self.stopped.wait(ALIVE_EVERY):
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+        try:
+            self.connection.delete(self.key)
+        except redis.RedisError:
+            pass  # it expires by itself
+
+
+def _scheduler_alive_key(scheduler_name: str) -> str:
+    return sweeper.alive_key(f"scheduler:{scheduler_name}")
+
+
+class _OrphanSafeScheduler(RQScheduler):
+    """RQ's scheduler process (it moves delayed jobs and retries to their queue when due), which
+    - stops, releasing its locks, once its worker is gone: RQ forks it from the worker and never
+      hears from it again, so a worker killed with SIGKILL would leave it running, an orphan
+      holding the scheduler lock of its queues with nobody to stop it;
+    - says it is alive like a worker does: a scheduler killed outright leaves its lock for RQ's
+      61 s, and with it every delayed job; release_dead_scheduler_locks frees it in seconds."""
+
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        self._say_alive()  # before start() forks: a new lock is never taken for a dead one's
+        return super().acquire_locks(auto_start)
+
+    def work(self) -> None:
+        self._worker_pid = os.getppid()
+        super().work()
+
+    def heartbeat(self) -> None:
+        if os.getppid() != self._worker_pid:
+            self.log.warning("Scheduler: its worker is gone; stopping")
+            self.request_stop()
+        super().heartbeat()
+        self._say_alive()
+
+    def stop(self) -> None:
+        super().stop()
+        self.connection.delete(_scheduler_alive_key(self.name))
+
+    def _say_alive(self) -> None:
+        self.connection.set(_scheduler_alive_key(self.name), os.getpid(), ex=ALIVE_TTL)
+
+
+def release_dead_scheduler_locks(connection: redis.Redis, queue_names: list[str]) -> list[str]:
+    """Release each queue's scheduler lock whose scheduler no longer says it is alive (RQ's own
+    compare-and-delete): a live worker's next maintenance starts a scheduler in its place."""
+    released = []
+    for name in queue_names:
+        key = RQScheduler.get_locking_key(name)
+        owner = connection.get(key)
+        if owner and not connection.exists(_scheduler_alive_key(owner.decode())):
+            if release_lock(connection, key, owner.decode()):
+                released.append(name)
+                log.warning("released the scheduler lock of a dead scheduler", extra={"queue": name})
+    return released
+
+
 class _AppContextPerJob:
     app: Flask | None = None
+    _alive: _AliveSignal | None = None
+    stop_requested = False
+
+    def request_stop(self, signum, frame) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+    def run(self, burst: bool = False, **options: Any) -> int:
+        """work(), as `telline worker` runs it: the exit status. RQ's loop also ends — quietly —
+        when something fails under it (Redis gone in the middle of a job); that must be a failure,
+        so the process supervisor (systemd, compose, `telline run`) starts the worker again."""
+        self.work(burst=burst, **options)
+        if burst or self.stop_requested:
+            return 0
+        log.error("the worker stopped on an error; exiting for its supervisor to start it again")
+        return 1
 
     def perform_job(self, job, queue, execution):
         # A fresh app context per job: its own db session, torn down after the job.
         with (self.app or _app()).app_context():
             return super().perform_job(job, queue, execution)
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        self._alive = _AliveSignal(self.connection, self.name, self.queue_names())
+        self._alive.start()
+
+    def register_death(self) -> None:
+        if self._alive is not None:
+            self._alive.stop()
+            self._alive = None
+        super().register_death()
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args, **kwargs) -> None:
+        """RQ's own (BaseWorker._start_scheduler), with the scheduler that stops with its worker."""
+        self.scheduler = _OrphanSafeScheduler(
+            self.queues, connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
 
 class TellineWorker(_AppContextPerJob, Worker):
@@ -79,9 +234,33 @@ def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options
     return worker
 
 
-def make_cron(app: Flask) -> CronScheduler:
+class TellineCron(CronScheduler):
+    """RQ's cron scheduler, safe to run twice: each run of a periodic job is enqueued under the
+    job id "<name>-<time it is due>" with RQ's unique=True, so a second `telline cron` (a
+    standby, or one started by mistake) finds it enqueued and adds nothing."""
+
+    def enqueue_jobs(self):
+        enqueue_time = rq_now()
+        enqueued = []
+        for job in self._cron_jobs:
+            if not job.should_run():
+                continue
+            due = job.next_enqueue_time or enqueue_time
+            job.job_options = {**job.job_options, "job_id": f"{job.name}-{due:%Y%m%dT%H%M%SZ}", "unique": True}
+            try:
+                job.enqueue(self.connection)
+            except DuplicateJobError:
+                self.log.info("periodic job %s already enqueued by another cron", job.name)
+            job.set_enqueue_time(enqueue_time)
+            enqueued.append(job)
+        return enqueued
+
+
+def make_cron(app: Flask, sweep_every: int | None = None) -> CronScheduler:
+    """sweep_every: seconds between sweeps, instead of sweeper.SWEEP_SECONDS (tests, operators)."""
     jq: job_queue.JobQueues = app.extensions[job_queue.EXTENSION]
-    cron = CronScheduler(connection=jq.connection)
+    cron = TellineCron(connection=jq.connection)
     for p in PERIODIC:
-        cron.register(p.func, jq[p.queue].name, cron=p.cron, name=p.name)
+        schedule = every_seconds(sweep_every) if sweep_every and p.func is sweeper.sweep else p.cron
+        cron.register(p.func, jq[p.queue].name, cron=schedule, name=p.name)
     return cron

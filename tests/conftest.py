@@ -128,7 +128,8 @@ def settings_overrides():
 @pytest.fixture
 def app(database_url, redis_url, redis_conn, settings_overrides):
     """An app whose every commit is undone after the test (savepoints in one outer transaction)."""
-    app = create_app(make_settings(database_url, redis_url, **settings_overrides))
+    overrides = dict(settings_overrides)  # a test module may point the app at a Redis of its own
+    app = create_app(make_settings(database_url, overrides.pop("redis_url", redis_url), **overrides))
     database = app.extensions[DB_EXTENSION]
     connection = database.engine.connect()
     outer = connection.begin()

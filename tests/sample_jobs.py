@@ -7,10 +7,12 @@ from rq import get_current_job
 from telline import db
 from telline.models import Group
 from telline.queue import queues
+from telline.tasks import durable
 
 log = logging.getLogger(__name__)
 
 
+@durable
 def rename_group(group_id: int, name: str) -> None:
     session = db.session()
     group = session.get(Group, group_id)
@@ -28,3 +30,9 @@ def fail_until(key: str, succeed_on_attempt: int) -> int:
     if attempt < succeed_on_attempt:
         raise RuntimeError(f"attempt {attempt} fails on purpose (job {get_current_job().id})")
     return attempt
+
+
+@durable
+def flaky_task(key: str, succeed_on_attempt: int) -> int:
+    """A task that fails until its n-th run (the attempts are counted in Redis)."""
+    return fail_until(key, succeed_on_attempt)

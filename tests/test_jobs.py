@@ -1,6 +1,9 @@
 """Jobs: sent only after commit, run by real workers on real Redis, retried per their policy."""
 
+import contextlib
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +16,8 @@ from rq.job import Job, JobStatus
 
 from telline import create_app, db, migrate
 from telline.models import Group
-from telline.queue import enqueue_after_commit, enqueue_now, queues
+from telline.queue import enqueue_now, queues
+from telline.tasks import enqueue_after_commit
 from telline.worker import PERIODIC, make_cron, make_worker
 from tests import sample_jobs
 from tests.conftest import make_settings
@@ -157,3 +161,112 @@ def test_a_released_savepoint_is_not_the_commit(session):
     assert queued_ids() == []
     session.commit()
     assert len(queued_ids()) == 2
+
+
+# --- killed processes: the scheduler's lock, two crons --------------------------------------------
+@contextlib.contextmanager
+def _telline(command: list[str], url: str, redis_url: str, log_path: Path):
+    """`telline COMMAND` in a process group of its own, killed (the whole group) on the way out."""
+    env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_REDIS_URL=redis_url, TWILIO_AUTH_TOKEN="x",
+               TELLINE_LOG_FORMAT="json", PYTHONPATH=str(REPO))
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "telline", *command], env=env, cwd=REPO,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def _scheduler_locks(connection) -> dict[str, str]:
+    from rq.scheduler import RQScheduler
+    return {name: owner.decode() for name in ("urgent", "default", "bulk")
+            if (owner := connection.get(RQScheduler.get_locking_key(name)))}
+
+
+@pytest.fixture
+def migrated_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.sqlite3'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the scheduler process through /proc")
+def test_the_scheduler_of_a_worker_killed_alone_stops_and_frees_its_lock(migrated_sqlite, tmp_path, redis_url,
+                                                                         redis_conn):
+    """kill -9 the worker process only: RQ's scheduler, forked from it, must not live on as an orphan
+    holding the scheduler lock."""
+    from tests.processes import process_tree
+    with _telline(["worker"], migrated_sqlite, redis_url, tmp_path / "worker.log") as worker:
+        _wait(lambda: len(_scheduler_locks(redis_conn)) == 3, 30, "the worker's scheduler holding its locks")
+        scheduler_pids = _wait(lambda: [p for p in process_tree(worker.pid) if p != worker.pid], 10,
+                               "the scheduler process")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        killed_at = time.monotonic()
+        _wait(lambda: not _scheduler_locks(redis_conn), 10, "the scheduler lock freed")
+        _wait(lambda: not any(_is_running(pid) for pid in scheduler_pids), 10, "the orphaned scheduler gone")
+        assert time.monotonic() - killed_at < 5
+
+
+def _is_running(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+@pytest.mark.slow
+def test_a_scheduler_killed_with_its_worker_is_replaced_within_seconds(migrated_sqlite, tmp_path, redis_url,
+                                                                       redis_conn):
+    """kill -9 a worker and its scheduler: RQ's lock would stay 61 s, and every delayed job (retries,
+    texts put back for a moment) with it. Another worker takes over within seconds."""
+    import datetime as dt
+    from tests.processes import process_tree
+    with _telline(["worker"], migrated_sqlite, redis_url, tmp_path / "first.log") as first:
+        _wait(lambda: len(_scheduler_locks(redis_conn)) == 3, 30, "the first worker's scheduler")
+        dead_owner = _scheduler_locks(redis_conn)["bulk"]
+        _wait(lambda: len(process_tree(first.pid)) > 1, 10, "the scheduler process")
+        for pid in process_tree(first.pid):
+            os.kill(pid, signal.SIGKILL)
+        first.wait(10)
+    killed_at = time.monotonic()
+    app = create_app(make_settings(migrated_sqlite, redis_url))
+    with _telline(["worker"], migrated_sqlite, redis_url, tmp_path / "second.log"), app.app_context():
+        queues()["bulk"].enqueue_in(dt.timedelta(seconds=1), sample_jobs.append_to_list, "delayed", "ran")
+        _wait(lambda: redis_conn.lrange("delayed", 0, -1) == [b"ran"], 30, "the delayed job to run")
+        assert time.monotonic() - killed_at < 25
+        assert _scheduler_locks(redis_conn)["bulk"] != dead_owner
+    app.extensions["telline.db"].dispose()
+
+
+@pytest.mark.slow
+def test_two_cron_processes_enqueue_each_periodic_run_once(migrated_sqlite, tmp_path, redis_url, redis_conn):
+    with contextlib.ExitStack() as stack:
+        crons = [stack.enter_context(_telline(["cron", "--sweep-every", "1"], migrated_sqlite, redis_url,
+                                              tmp_path / f"cron-{i}.log")) for i in range(2)]
+        time.sleep(5)
+        for proc in crons:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+    app = create_app(make_settings(migrated_sqlite, redis_url))
+    with app.app_context():
+        ids = queues()["urgent"].get_job_ids()
+    app.extensions["telline.db"].dispose()
+    assert len(ids) >= 3
+    assert all(re.fullmatch(r"sweep-tasks-\d{8}T\d{6}Z", job_id) for job_id in ids), ids
+    assert len(set(ids)) == len(ids)  # one job per tick, though two crons saw every tick
+    logs = "".join((tmp_path / f"cron-{i}.log").read_text() for i in range(2))
+    assert "already enqueued by another cron" in logs

@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from telline import db, phone
 from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
-from telline.queue import queues
+from telline import tasks
 from telline.sms import consent, delivery, rate
 from telline.sms.outbound import BACKOFF, retry_policy
+from telline.sms.broadcast import SECONDS_PER_TEXT
 from telline.sms.quiet_hours import next_allowed
 from telline.sms.status import apply_known_events
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway
@@ -46,11 +47,15 @@ log = logging.getLogger(__name__)
 CHUNK_SECONDS = 0.5  # the longest a claimed text waits for its rate slot
 
 
+@tasks.durable
 def deliver_batch(message_ids: list[int]) -> dict[str, int]:
     """Send a batch of texts (a broadcast's). Returns how many ended in each status."""
     session = db.session()
     tally: Counter[str] = Counter()
-    ready, by_deliver = _sort(session, message_ids)
+    ready, by_deliver, in_flight = _sort(session, message_ids)
+    if in_flight:  # claimed by a worker that died moments ago (the sweeper sent this batch again)
+        _later(session, in_flight)
+        tally["submitting"] += len(in_flight)
     for message_id in by_deliver:
         tally[_one_by_one(session, message_id, delivery.deliver)] += 1
     for line, chunk in _chunks(ready):
@@ -58,12 +63,14 @@ def deliver_batch(message_ids: list[int]) -> dict[str, int]:
     return dict(tally)
 
 
-def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[sa.Row, sa.Row]], list[int]]:
-    """(rows ready to claim and send, with their line) and (ids that deliver() must decide)."""
+def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[sa.Row, sa.Row]], list[int],
+                                                            dict[int, dt.datetime]]:
+    """(rows ready to claim and send, with their line), (ids that deliver() must decide), and
+    {id: when its claim lapses} for rows another worker may still be sending."""
     rows = {r.id: r for r in session.execute(sa.select(
         Message.id, Message.direction, Message.status, Message.attempts, Message.to_number, Message.body,
         Message.line_id, Message.member_id, Message.urgent, Message.kind, Message.segments,
-        Message.broadcast_id, Message.send_after).where(Message.id.in_(message_ids)))}
+        Message.broadcast_id, Message.send_after, Message.updated_at).where(Message.id.in_(message_ids)))}
     lines = {r.id: r for r in session.execute(sa.select(
         Line.id, Line.phone_number, Line.sms_rate, Line.sms_rate_unit,
         Group.timezone, Group.quiet_start, Group.quiet_end).join(Group, Group.id == Line.group_id)
@@ -73,16 +80,28 @@ def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[sa.Row, 
     session.rollback()  # no snapshot (and on SQLite no lock) held across the sends
 
     now = utcnow()
-    ready, by_deliver = [], []
+    ready, by_deliver, in_flight = [], [], {}
     for message_id in message_ids:
         row = rows.get(message_id)
         line = lines.get(row.line_id) if row else None
         member = members.get(row.member_id) if row and row.member_id else None
-        if row is None or line is None or not _plain(row, line, member, now):
+        lapses = delivery.claim_lapses(row, now) if row else None
+        if lapses is not None:
+            in_flight[message_id] = lapses
+        elif row is None or line is None or not _plain(row, line, member, now):
             by_deliver.append(message_id)
         else:
             ready.append((row, line))
-    return ready, by_deliver
+    return ready, by_deliver, in_flight
+
+
+def _later(session: Session, in_flight: dict[int, dt.datetime]) -> None:
+    """Come back for these rows, together, once the last of their claims lapses: then deliver()
+    looks for each in Twilio's Messages list before anything is sent again."""
+    ids = sorted(in_flight)
+    tasks.enqueue_after_commit(session, deliver_batch, ids, queue="bulk", at=max(in_flight.values()),
+                               retry=retry_policy(), timeout=180 + len(ids) * SECONDS_PER_TEXT)
+    session.commit()
 
 
 def _plain(row: sa.Row, line: sa.Row, member: sa.Row | None, now: dt.datetime) -> bool:
@@ -143,9 +162,10 @@ def _send_chunk(session: Session, line: sa.Row, chunk: list[sa.Row], tally: Coun
         _record(session, handed)
         _release(session, untried)
     for row in untried:
-        queues()[delivery.queue_for(row)].enqueue_in(dt.timedelta(seconds=1), delivery.deliver, row.id,
-                                                     retry=retry_policy())
+        tasks.enqueue_after_commit(session, delivery.deliver, row.id, queue=delivery.queue_for(row),
+                                   at=utcnow() + dt.timedelta(seconds=1), retry=retry_policy())
         tally[row.status] += 1
+    session.commit()
 
 
 def _claim(session: Session, chunk: list[sa.Row]) -> set[int]:
@@ -195,8 +215,10 @@ def _one_by_one(session: Session, message_id: int, step) -> str:
     try:
         return step(message_id)
     except (delivery.SendRetry, OutcomeUnknown, TwilioError):
-        queues()["bulk"].enqueue_in(dt.timedelta(seconds=BACKOFF[0]), delivery.deliver, message_id,
-                                    retry=retry_policy())
+        session.rollback()  # leave nothing half-done for the next text
+        tasks.enqueue_after_commit(session, delivery.deliver, message_id, queue="bulk",
+                                   at=utcnow() + dt.timedelta(seconds=BACKOFF[0]), retry=retry_policy())
+        session.commit()
         return "retrying"
     finally:
         session.rollback()  # leave nothing half-done for the next text

@@ -12,12 +12,11 @@ import logging
 import math
 
 import sqlalchemy as sa
-from rq import Queue
 from sqlalchemy.orm import Session
 
 from telline import db
 from telline.models import Broadcast, Group, Line, Member, Membership, Message
-from telline.queue import enqueue_after_commit, queues
+from telline.tasks import durable, enqueue_after_commit
 from telline.sms import consent, rate, segments
 from telline.sms.outbound import MAX_BODY, InvalidText, retry_policy
 
@@ -68,6 +67,7 @@ def recipients(session: Session, group_id: int):
             .order_by(Member.id))
 
 
+@durable
 def fan_out(broadcast_id: int) -> int:
     """Write the per-member rows (once) and enqueue their batches. Safe to run again."""
     from telline.sms.batch import deliver_batch
@@ -88,12 +88,11 @@ def fan_out(broadcast_id: int) -> int:
     pending = list(session.scalars(sa.select(Message.id).where(
         Message.broadcast_id == broadcast.id, Message.status == "pending").order_by(Message.id)))
     broadcast.recipients = len(done) + len(rows)
-    session.commit()
     size = batch_size(line, measured.count)
-    queues()["bulk"].enqueue_many([
-        Queue.prepare_data(deliver_batch, args=(pending[i:i + size],), retry=retry_policy(),
-                           timeout=180 + size * SECONDS_PER_TEXT)
-        for i in range(0, len(pending), size)])
+    for i in range(0, len(pending), size):  # the batches' tasks commit with the rows they send
+        enqueue_after_commit(session, deliver_batch, pending[i:i + size], queue="bulk", retry=retry_policy(),
+                             timeout=180 + size * SECONDS_PER_TEXT)
+    session.commit()
     log.info("broadcast fanned out", extra={"broadcast_id": broadcast.id, "recipients": broadcast.recipients,
                                             "batches": -(-len(pending) // size)})
     return len(pending)

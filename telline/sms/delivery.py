@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from telline import db, phone
 from telline.models import Group, Line, Member, Message, utcnow
+from telline import tasks
 from telline.queue import queues
 from telline.sms import consent, rate
 from telline.sms.outbound import BACKOFF, retry_policy
@@ -37,8 +38,11 @@ log = logging.getLogger(__name__)
 
 CLAIMABLE = ("pending", "deferred", "retrying")
 MAX_ATTEMPTS = len(BACKOFF) + 1
-# A row claimed more recently than this may still have its request in flight elsewhere.
-CLAIM_TIMEOUT = dt.timedelta(seconds=120)
+# A row claimed more recently than this may still have its request in flight elsewhere. A
+# request gives up after the gateway's 10 s timeout, so a claim this old was left by a worker
+# that died (the sweeper sends its task again within seconds): long enough to be safe, short
+# enough that the text goes out within a minute of the crash.
+CLAIM_TIMEOUT = dt.timedelta(seconds=30)
 RATE_WAIT = 30.0  # seconds a job waits for the line's rate before handing its place back
 
 OPTED_OUT = 21610
@@ -49,6 +53,7 @@ class SendRetry(Exception):
     """Twilio asked us to slow down or failed on its side: RQ retries with backoff."""
 
 
+@tasks.durable
 def deliver(message_id: int) -> str:
     """Send one text if it still needs sending. Returns the row's status (for logs and tests)."""
     session = db.session()
@@ -56,8 +61,9 @@ def deliver(message_id: int) -> str:
     if msg is None or msg.direction != "outbound":
         return "gone"
     if msg.status == "submitting":
-        if msg.updated_at > utcnow() - CLAIM_TIMEOUT and msg.attempts:
-            return _later(msg, CLAIM_TIMEOUT.total_seconds(), "another attempt may still be in flight")
+        lapses = claim_lapses(msg, utcnow())
+        if lapses is not None:
+            return _later(msg, max((lapses - utcnow()).total_seconds(), 1.0), "another attempt may still be in flight")
         if _reconcile(session, msg):
             return msg.status
     elif msg.status not in CLAIMABLE:
@@ -75,8 +81,8 @@ def deliver(message_id: int) -> str:
         until = _quiet_until(session, msg, line, member)
         if until:
             msg.status, msg.send_after = "deferred", until
+            tasks.enqueue_after_commit(session, deliver, msg.id, queue=queue_for(msg), at=until, retry=retry_policy())
             session.commit()
-            queues()[queue_for(msg)].enqueue_at(until, deliver, msg.id, retry=retry_policy())
             log.info("text deferred by quiet hours", extra={"message_id": msg.id, "until": until.isoformat()})
             return msg.status
 
@@ -94,6 +100,16 @@ def deliver(message_id: int) -> str:
         return after_failed_send(session, msg, exc)
     _handed_over(session, msg, sent.sid, sent.status)
     return msg.status
+
+
+def claim_lapses(row, now: dt.datetime) -> dt.datetime | None:
+    """When a claimed ("submitting") row may be taken over, if that is still to come: until then
+    its request may be in flight from the worker that claimed it. `row`: a Message or a row of its
+    columns (status, attempts, updated_at)."""
+    if row.status != "submitting" or not row.attempts:
+        return None
+    lapses = row.updated_at + CLAIM_TIMEOUT
+    return lapses if lapses > now else None
 
 
 def after_failed_send(session: Session, msg: Message, exc: TwilioError | OutcomeUnknown) -> str:
@@ -201,7 +217,10 @@ def _finish(session: Session, msg: Message, status: str, *, code: int | None = N
 
 
 def _later(msg: Message, seconds: float, why: str) -> str:
-    queues()[queue_for(msg)].enqueue_in(dt.timedelta(seconds=seconds), deliver, msg.id, retry=retry_policy())
+    session = db.session()
+    tasks.enqueue_after_commit(session, deliver, msg.id, queue=queue_for(msg),
+                               at=utcnow() + dt.timedelta(seconds=seconds), retry=retry_policy())
+    session.commit()
     log.info("send put back", extra={"message_id": msg.id, "reason": why})
     return msg.status
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from telline.models import Line, Message, utcnow
-from telline.queue import enqueue_after_commit
+from telline.tasks import enqueue_after_commit
 from telline.sms import segments
 
 MAX_BODY = 1600  # Twilio refuses longer bodies (error 21617)

@@ -17,6 +17,7 @@ from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOcc
                             Membership)
 from telline.sms import consent
 from telline.sms.outbound import send_text
+from telline.tasks import durable
 from telline.texts import t
 from telline.twilio.gateway import TwilioError, gateway
 
@@ -50,6 +51,7 @@ def call_me_by_text(session: Session, inbound) -> bool:
     return True
 
 
+@durable
 def dial_out_members(occurrence_id: int) -> int:
     """Job: dial every member of the group who asked to be called. Safe to run twice."""
     session = db.session()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from telline import db
 from telline.models import Announcement, Call, ConferenceParticipant, MeetingOccurrence
-from telline.queue import enqueue_after_commit
+from telline.tasks import durable, enqueue_after_commit
 from telline.twilio.gateway import TwilioError, gateway
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def _live(session: Session, occurrence_id: int) -> MeetingOccurrence:
 
 
 # --- the jobs (ids in, rows re-read) ------------------------------------------------
+@durable
 def participant_job(participant_id: int, action: str) -> str:
     p = db.session().get(ConferenceParticipant, participant_id)
     if p is None or p.left_at is not None:
@@ -83,6 +84,7 @@ def participant_job(participant_id: int, action: str) -> str:
     return _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, **fields), action)
 
 
+@durable
 def mute_all_job(occurrence_id: int) -> int:
     session = db.session()
     present = session.scalars(sa.select(ConferenceParticipant).where(
@@ -96,6 +98,7 @@ def mute_all_job(occurrence_id: int) -> int:
     return done
 
 
+@durable
 def announce_job(announcement_id: int) -> str:
     session = db.session()
     row = session.get(Announcement, announcement_id)
@@ -108,6 +111,7 @@ def announce_job(announcement_id: int) -> str:
         announce_method="POST"), "announce")
 
 
+@durable
 def announce_name_job(call_id: int) -> str:
     """Play a caller's recorded first name to the room as they join (the record_names option)."""
     session = db.session()
@@ -121,6 +125,7 @@ def announce_name_job(call_id: int) -> str:
         announce_method="POST"), "announce")
 
 
+@durable
 def end_job(occurrence_id: int) -> str:
     occurrence = db.session().get(MeetingOccurrence, occurrence_id)
     if occurrence.status != "live":

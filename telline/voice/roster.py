@@ -20,7 +20,7 @@ from telline import phone
 from telline.dedupe import first_time
 from telline.models import (Announcement, Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries,
                             Member, utcnow)
-from telline.queue import enqueue_after_commit
+from telline.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 

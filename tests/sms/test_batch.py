@@ -98,7 +98,7 @@ def test_a_text_claimed_by_another_job_is_not_sent_twice(app, session, group, st
     session.execute(sa.update(Message).where(Message.id == ids[1]).values(status="submitting", attempts=1))
     session.commit()
     assert batch.deliver_batch(ids) == {"queued": 2, "submitting": 1}
-    assert len(standin.messages_sent()) == 2 and scheduled_count() == 1  # deliver() looks again later
+    assert len(standin.messages_sent()) == 2 and scheduled_count() == 1  # the batch looks again later
 
 
 def test_quiet_hours_and_flagged_numbers_take_delivers_own_path(app, session, group, standin):

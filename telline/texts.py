@@ -55,6 +55,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Thank you. We will text you before the meeting. Goodbye.",
         "fr": "Merci. Nous vous enverrons un SMS avant la réunion. Au revoir.",
     },
+    "voice.reminder_texts_stopped": {
+        "en": "You have stopped texts from this number, so we cannot text you a reminder. To get texts again, "
+              "text START to this number: nothing will be sent until then. Goodbye.",
+        "fr": "Vous avez arrêté les SMS de ce numéro : nous ne pouvons pas vous envoyer de rappel. Pour en recevoir "
+              "de nouveau, envoyez START par SMS à ce numéro ; rien ne vous sera envoyé d'ici là. Au revoir.",
+    },
     "voice.meeting_locked": {
         "en": "This meeting is closed to new callers right now. To reach a coordinator, text HELP to this number. Goodbye.",
         "fr": "Cette réunion est fermée aux nouveaux appels pour le moment. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",

@@ -12,7 +12,7 @@ from telline.texts import when
 from telline.voice import meetings
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
-from tests.voice.conftest import LINE, call, member, meeting, press, said
+from tests.voice.conftest import LINE, call, meeting, member, press, said
 
 ANA = "+447911123456"
 CANCELLED = pytest.mark.parametrize("cancelled", [1, 2], ids=["one cancelled", "two cancelled in a row"])

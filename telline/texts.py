@@ -55,6 +55,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Thank you. We will text you before the meeting. Goodbye.",
         "fr": "Merci. Nous vous enverrons un SMS avant la réunion. Au revoir.",
     },
+    "voice.reminder_texts_stopped": {
+        "en": "You have stopped texts from this number, so we cannot text you a reminder. To get texts again, "
+              "text START to this number: nothing will be sent until then. Goodbye.",
+        "fr": "Vous avez arrêté les SMS de ce numéro : nous ne pouvons pas vous envoyer de rappel. Pour en recevoir "
+              "de nouveau, envoyez START par SMS à ce numéro ; rien ne vous sera envoyé d'ici là. Au revoir.",
+    },
     "voice.meeting_locked": {
         "en": "This meeting is closed to new callers right now. To reach a coordinator, text HELP to this number. Goodbye.",
         "fr": "Cette réunion est fermée aux nouveaux appels pour le moment. Pour joindre un coordinateur, envoyez AIDE par SMS à ce numéro. Au revoir.",
@@ -97,8 +103,16 @@ TEXTS: dict[str, dict[str, str]] = {
     "sms.control_lock": {"en": "The meeting is locked: new callers cannot join. Text UNLOCK to open it.",
                          "fr": "La réunion est verrouillée : personne d'autre ne peut entrer. Envoyez DEVERROUILLER pour l'ouvrir."},
     "sms.control_unlock": {"en": "The meeting is open to callers again.", "fr": "La réunion est de nouveau ouverte."},
-    "sms.control_end": {"en": "Ending the meeting for everyone.", "fr": "Fin de la réunion pour tout le monde."},
+    "sms.control_end_meeting": {"en": "Ending the meeting for everyone.", "fr": "Fin de la réunion pour tout le monde."},
     "sms.control_hosts_only": {"en": "Only a host can do that.", "fr": "Seul un animateur peut faire cela."},
+    "sms.control_not_in_a_meeting": {"en": "{word} works only while you are in a phone meeting.",
+                                     "fr": "{word} ne fonctionne que pendant une réunion téléphonique."},
+    "sms.control_not_in_a_meeting_join": {
+        "en": "{word} works only while you are in a phone meeting. To join one, call {number}. "
+              "Text NEXT for the next meeting's time and code.",
+        "fr": "{word} ne fonctionne que pendant une réunion téléphonique. Pour en rejoindre une, appelez le {number}. "
+              "Envoyez PROCHAIN pour l'heure et le code de la prochaine.",
+    },
     "sms.host_hand_up": {"en": "{who} raised their hand.", "fr": "{who} lève la main."},
     "sms.host_hand_down": {"en": "{who} lowered their hand.", "fr": "{who} a baissé la main."},
     "sms.call_me_on": {"en": "We'll call you when your meetings start: press 1 to join. Text NO CALL to stop.",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dateutil.rrule import rrulestr
 from sqlalchemy.orm import Session
 
-from telline.models import Group, Line, MeetingSeries
+from telline.models import Group, Line, MeetingOccurrence, MeetingSeries
 
 ACCESS_CODE_DIGITS = 7  # 10 million codes per line: not guessable in the tries a caller gets
 
@@ -80,12 +80,24 @@ def _rule(rrule: str, local_first: dt.datetime) -> _Rule:
 
 
 def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[MeetingSeries, dt.datetime] | None:
-    """The group's next meeting, or the one on now."""
+    """The group's next meeting, or the one on now; never a cancelled one. Every "next meeting" a
+    member hears or reads comes from here (the phone, "press 1" for a reminder, NEXT)."""
     zone = ZoneInfo(group.timezone)
+    series_list = session.scalars(sa.select(MeetingSeries).where(
+        MeetingSeries.group_id == group.id, MeetingSeries.active.is_(True))).all()
+    if not series_list:
+        return None
+    # Cancelled meetings are rows (the rule knows nothing of them): the few ahead, in one query.
+    earliest = now - dt.timedelta(minutes=max(series.duration_minutes for series in series_list))
+    cancelled = {(row.series_id, row.starts_at) for row in session.execute(
+        sa.select(MeetingOccurrence.series_id, MeetingOccurrence.starts_at).where(
+            MeetingOccurrence.series_id.in_([series.id for series in series_list]),
+            MeetingOccurrence.status == "cancelled", MeetingOccurrence.starts_at >= earliest))}
     best = None
-    for series in session.scalars(sa.select(MeetingSeries).where(
-            MeetingSeries.group_id == group.id, MeetingSeries.active.is_(True))):
+    for series in series_list:
         start = next_start(series, zone, now - dt.timedelta(minutes=series.duration_minutes))
+        while start is not None and (series.id, start) in cancelled:
+            start = next_start(series, zone, start + dt.timedelta(microseconds=1))
         if start and (best is None or start < best[1]):
             best = (series, start)
     return best

@@ -3,8 +3,12 @@
 Features plug in by adding a handler at app start-up (`router.add(order, name, fn)`);
 nothing here changes. Built-ins (telline.sms.handlers) use these orders:
   10 opt-out · 20 opt-in · 30 help · 40 join · 50 next · 1000 coordinators' inbox
-Leave gaps: a feature that must see a text before the inbox (live-meeting commands,
-check-in answers) takes an order between 50 and 1000; opt-out always comes first.
+Opt-out always comes first (nothing may keep a STOP from the ledger) and the inbox last (it
+takes whatever is left). Features take an order between 50 and 1000, leaving gaps:
+  60 meeting controls (telline.voice.sms_controls) · 70 call me (telline.voice.call_me)
+Both answer keywords of their own (one table, telline.sms.keywords: a text is one kind or none),
+so they sit before anything that claims free text, such as check-in answers (100 and up): a
+member's MUTE must never be taken as an answer.
 """
 
 from __future__ import annotations

@@ -7,6 +7,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from telline.sms.router import EXTENSION
-    from telline.voice import dialout, sms_controls
+    from telline.voice import call_me, sms_controls
     sms_controls.install(app.extensions[EXTENSION])
-    dialout.install(app.extensions[EXTENSION])
+    call_me.install(app.extensions[EXTENSION])

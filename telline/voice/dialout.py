@@ -1,4 +1,4 @@
-""""Call me at meeting time": members who asked are dialled when the meeting starts.
+"""Dial-out: members who asked to be called (telline.voice.call_me) are dialled when the meeting starts.
 
 They must press 1 before they enter (so a voicemail never joins the room), and get
 a text with the dial-in details when the call does not reach them.
@@ -20,36 +20,10 @@ from telline.sms.outbound import send_text
 from telline.tasks import durable
 from telline.texts import t
 from telline.twilio.gateway import TwilioError, gateway
+from telline.voice.call_me import wants_a_call
 
 log = logging.getLogger(__name__)
 UNREACHED = ("busy", "no-answer", "failed", "canceled")
-
-
-CALL_ME_WORDS = {"CALL ME": True, "APPELEZ MOI": True, "APPELEZMOI": True,
-                 "NO CALL": False, "PAS D APPEL": False, "PAS DAPPEL": False}
-
-
-def wants_a_call(member: Member) -> bool:
-    return bool((member.preferences or {}).get("call_me"))
-
-
-def install(router) -> None:
-    router.add(46, "call_me", call_me_by_text)
-
-
-def call_me_by_text(session: Session, inbound) -> bool:
-    """CALL ME / NO CALL (APPELEZ-MOI / PAS D'APPEL): a member chooses to be dialled at meeting time."""
-    from telline.sms.handlers import reply
-    from telline.sms.keywords import normalise
-    wanted = CALL_ME_WORDS.get(normalise(inbound.message.body).replace("-", " ").replace("'", " ")
-                               .replace("  ", " "))
-    if wanted is None or inbound.member is None:
-        return False
-    member = inbound.member
-    member.preferences = {**(member.preferences or {}), "call_me": wanted}
-    reply(session, inbound, "sms.call_me_on" if wanted else "sms.call_me_off")
-    return True
-
 
 @durable
 def dial_out_members(occurrence_id: int) -> int:

@@ -4,6 +4,7 @@ to confirm, and the reminder itself before the meeting."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,21 +17,28 @@ from telline.sms.outbound import send_text
 from telline.texts import t, when
 
 REMIND_BEFORE = dt.timedelta(hours=2)
+# set: the reminder is queued · not_set: no 1, or nothing to remind of · texts_stopped: the caller
+# texted STOP, and Twilio refuses every text to that number until it texts START
+Outcome = Literal["set", "not_set", "texts_stopped"]
 
 
-def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> tuple[str, bool]:
-    """(the group's language, whether a reminder was set)."""
+def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> tuple[str, Outcome]:
+    """(the group's language, what became of the request)."""
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
     line = session.get(Line, call.line_id) if call and call.line_id else None
     if line is None:
-        return "en", False
+        return "en", "not_set"
     group = session.get(Group, line.group_id)
     if (digits or "").strip() != "1" or not call.from_number:
-        return group.language, False
+        return group.language, "not_set"
     now = utcnow()
     found = next_meeting(session, group, now)
     if found is None:
-        return group.language, False
+        return group.language, "not_set"
+    if consent.is_opted_out(session, call.from_number):
+        # A key press does not lift an opt-out made by text (Twilio would still refuse, 21610): no
+        # opt-in recorded, no text queued; the caller hears how to opt back in.
+        return group.language, "texts_stopped"
     series, start = found
     consent.record(session, call.from_number, consent.OPT_IN, "voice_menu", group_id=group.id,
                    detail="pressed 1 for a reminder")
@@ -45,4 +53,4 @@ def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> 
               idempotency_key=f"reminder:{series.id}:{start:%Y%m%dT%H%M}:{call.from_number}",
               member_id=call.member_id, kind="reminder", send_at=max(now, start - REMIND_BEFORE))
     session.commit()
-    return group.language, True
+    return group.language, "set"

@@ -1,5 +1,6 @@
 """Texts that control a live meeting from the same phone (key presses cannot reach a
 running conference). A member: MUTE, UNMUTE, HAND. A host: MUTEALL, LOCK, UNLOCK, END MEETING.
+The words are in telline.sms.keywords, with every other word telline answers.
 
 Plain END is not a control: it is a carrier opt-out word (Twilio would unsubscribe the
 host), so ending a meeting by text takes END MEETING / FIN REUNION.
@@ -12,9 +13,12 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline.models import Call, ConferenceParticipant, MeetingOccurrence
+from telline import phone
+from telline.groups import is_active_member
+from telline.models import Call, ConferenceParticipant, MeetingOccurrence, utcnow
+from telline.scheduling.series import next_meeting
 from telline.sms.handlers import reply
-from telline.sms.keywords import normalise
+from telline.sms.keywords import Keyword, Kind
 from telline.sms.outbound import send_text
 from telline.sms.router import Inbound, Router
 from telline.texts import t
@@ -23,42 +27,58 @@ from telline.voice.roster import caller_number, roster
 
 log = logging.getLogger(__name__)
 
-MEMBER_WORDS = {"MUTE": "mute", "MUET": "mute", "SILENCE": "mute", "UNMUTE": "unmute", "PARLER": "unmute",
-                "MICRO": "unmute", "HAND": "hand", "MAIN": "hand"}
-HOST_WORDS = {"MUTEALL": "mute_all", "MUTE ALL": "mute_all", "MUETS": "mute_all", "SILENCE TOUS": "mute_all",
-              "LOCK": "lock", "VERROUILLER": "lock", "UNLOCK": "unlock", "DEVERROUILLER": "unlock",
-              "END MEETING": "end", "ENDMEETING": "end", "FIN REUNION": "end", "FIN DE REUNION": "end"}
+MEMBER_CONTROLS: frozenset[Kind] = frozenset({"mute", "unmute", "hand"})
+HOST_CONTROLS: frozenset[Kind] = frozenset({"mute_all", "lock", "unlock", "end_meeting"})
 
 
 def install(router: Router) -> None:
-    router.add(45, "meeting_controls", meeting_controls)
+    # After the SMS line's own keywords (opt-out first, always), before anything that claims free
+    # text: these are keywords of their own and claim only them.
+    router.add(60, "meeting_controls", meeting_controls)
 
 
 def meeting_controls(session: Session, inbound: Inbound) -> bool:
-    word = normalise(inbound.message.body)
-    command = MEMBER_WORDS.get(word) or HOST_WORDS.get(word)
-    if command is None or inbound.sender is None:
+    keyword = inbound.keyword
+    if keyword is None or keyword.kind not in MEMBER_CONTROLS | HOST_CONTROLS or inbound.sender is None:
         return False
+    control = keyword.kind
     me = _on_a_live_meeting(session, inbound.sender)
     if me is None:
-        return False  # not on a call now: the text is for someone else (the inbox)
-    if command in HOST_WORDS.values() and me.role != "host":
+        _not_in_a_meeting(session, inbound, keyword)
+        return True
+    if control in HOST_CONTROLS and me.role != "host":
         reply(session, inbound, "sms.control_hosts_only")
         return True
-    if command in ("mute", "unmute"):
-        moderation.act_on_participant(session, me.id, command)
-    elif command == "hand":
+    if control in ("mute", "unmute"):
+        moderation.act_on_participant(session, me.id, control)
+    elif control == "hand":
         me.hand_raised = not me.hand_raised
         _tell_hosts(session, me, inbound)
-    elif command == "mute_all":
+    elif control == "mute_all":
         moderation.mute_all(session, me.occurrence_id)
-    elif command in ("lock", "unlock"):
-        moderation.set_locked(session, me.occurrence_id, command == "lock")
-    elif command == "end":
+    elif control in ("lock", "unlock"):
+        moderation.set_locked(session, me.occurrence_id, control == "lock")
+    elif control == "end_meeting":
         moderation.end_meeting(session, me.occurrence_id)
-    reply(session, inbound, f"sms.control_{command}" + ("_up" if command == "hand" and me.hand_raised else ""))
-    log.info("meeting control by text", extra={"command": command, "occurrence_id": me.occurrence_id})
+    reply(session, inbound, f"sms.control_{control}" + ("_up" if control == "hand" and me.hand_raised else ""))
+    log.info("meeting control by text", extra={"command": control, "occurrence_id": me.occurrence_id})
     return True
+
+
+def _not_in_a_meeting(session: Session, inbound: Inbound, keyword: Keyword) -> None:
+    """The sender is on no live meeting: say that the word works only during one, and tell a member
+    of the group how to join one. Nothing for the inbox: they asked the line, not a person."""
+    group, member = inbound.group, inbound.member
+    found = None
+    if group is not None and is_active_member(session, member.id if member else None, group.id):
+        found = next_meeting(session, group, utcnow())
+    log.info("meeting control from someone not in a meeting", extra={"command": keyword.kind})
+    if found is None:
+        reply(session, inbound, "sms.control_not_in_a_meeting", word=keyword.word)
+        return
+    series, _ = found
+    reply(session, inbound, "sms.control_not_in_a_meeting_join", word=keyword.word,
+          number=phone.for_display(series.line.phone_number))
 
 
 def _on_a_live_meeting(session: Session, number: str) -> ConferenceParticipant | None:

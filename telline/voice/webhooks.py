@@ -25,7 +25,7 @@ from telline.voice import dialout
 from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
                                     receive_call)
 from telline.voice.lockout import Lockout
-from telline.voice.reminders import request_reminder
+from telline.voice.reminders import Outcome, request_reminder
 
 bp = Blueprint("voice", __name__)
 
@@ -69,10 +69,9 @@ def code_entered():
 
 @bp.post("/voice/remind")
 def reminder_requested():
-    language, reminded = request_reminder(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"))
-    metrics.WEBHOOKS.labels(route="voice", outcome="reminder_set" if reminded else "no_reminder").inc()
-    return _twiml(twiml.say_then_hangup(t("voice.reminder_set" if reminded else "voice.goodbye", language),
-                                        say_language(language)))
+    language, outcome = request_reminder(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"))
+    metrics.WEBHOOKS.labels(route="voice", outcome=f"reminder_{outcome}").inc()
+    return _twiml(twiml.say_then_hangup(t(_REMINDER_SAYS[outcome], language), say_language(language)))
 
 
 @bp.post("/voice/conference")
@@ -139,6 +138,9 @@ def dialout_status():
     return Response(status=204)
 
 
+# What a caller hears after "press 1 for a reminder".
+_REMINDER_SAYS: dict[Outcome, str] = {"set": "voice.reminder_set", "not_set": "voice.goodbye",
+                                      "texts_stopped": "voice.reminder_texts_stopped"}
 # What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
 _SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.locked_out",
                      "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",

@@ -178,3 +178,23 @@ def test_a_plain_yes_from_someone_already_in_goes_to_a_person(app, client, sessi
     run_jobs(app)
     assert len(session.scalars(sa.select(InboxItem)).all()) == 1
     assert ledger(session) == [("opt_in", "import")]
+
+
+def test_features_answer_after_the_built_in_keywords_and_before_the_inbox(app):
+    """The chain in the orders telline/sms/router.py documents: built-ins 10–50, features between
+    50 and 1000, the inbox last."""
+    from telline.sms.router import EXTENSION
+    assert app.extensions[EXTENSION].names == ["opt_out", "opt_in", "help", "join", "next", "meeting_controls",
+                                               "call_me", "inbox"]
+
+
+def test_stop_with_an_emoji_is_an_opt_out(app, client, session, group, standin):
+    add_member(session, group)
+    text(client, "STOP 🛑")
+    text(client, "Arrêt 🙏", sender="+447911123457")
+    run_jobs(app)
+    assert consent.is_opted_out(session, ANA) and consent.is_opted_out(session, "+447911123457")
+    assert texts_to(standin, ANA) == ["You won't get any more texts from this number. Text START to come back."]
+    assert texts_to(standin, "+447911123457") == [
+        "Vous ne recevrez plus de SMS de ce numéro. Envoyez START pour revenir."]
+    assert session.scalars(sa.select(InboxItem)).all() == []

@@ -96,7 +96,8 @@ def test_random_forms_never_get_a_5xx(client, session, meeting_on, route, form):
 
 
 @pytest.mark.parametrize("body,wanted", [("Call me", True), ("Appelez-moi !", True), ("no call", False),
-                                         ("pas d'appel", False)])
+                                         ("pas d'appel", False), ("Pas d\u2019appel 🙅\u200d♀️", False),
+                                         ("📞 call me!", True)])
 def test_members_choose_to_be_called_by_text(app, client, session, group, line, standin, body, wanted):
     ana = member(session, group, ANA, "Ana")
     r = post_signed(client, "/twilio/sms", {"MessageSid": "SM" + "3" * 32, "From": ANA, "To": line.phone_number,

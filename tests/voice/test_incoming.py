@@ -1,10 +1,13 @@
 """Calling in: every path ends in the meeting, a retry, or words that help — never silence."""
 
+import pytest
 import sqlalchemy as sa
 
 from telline.models import Call, ConferenceParticipant, ConsentEvent, MeetingOccurrence, Message, utcnow
+from telline.sms import consent
 from telline.voice import meetings
 from telline.voice.directory import directory
+from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
 from tests.voice.conftest import LINE, call, conference, meeting, member, parse, press, said
 
@@ -101,6 +104,31 @@ def test_no_reminder_without_a_1_and_none_offered_to_anonymous_callers(client, s
     assert session.scalars(sa.select(ConsentEvent)).all() == []
     _, root = call(client, sender="anonymous")
     assert root.find("Gather") is None and "Goodbye" in said(root)
+
+
+@pytest.mark.parametrize(("language", "sentence"), [
+    ("en", "You have stopped texts from this number, so we cannot text you a reminder. To get texts again, "
+           "text START to this number: nothing will be sent until then. Goodbye."),
+    ("fr", "Vous avez arrêté les SMS de ce numéro : nous ne pouvons pas vous envoyer de rappel. Pour en "
+           "recevoir de nouveau, envoyez START par SMS à ce numéro ; rien ne vous sera envoyé d'ici là. Au revoir."),
+])
+def test_a_caller_who_texted_stop_and_presses_1_is_told_to_text_start(app, client, session, group, line, standin,
+                                                                        language, sentence):
+    group.language = language
+    meeting(session, group, line, starts_in_minutes=180)
+    r = post_signed(client, "/twilio/sms", {"MessageSid": "SM" + "8" * 32, "From": "+447911123456", "To": LINE,
+                                            "Body": "STOP"})
+    assert r.status_code == 200
+    run_jobs(app)
+    ledger, messages = session.scalars(sa.select(ConsentEvent)).all(), session.scalars(sa.select(Message)).all()
+    sid, _ = call(client)
+    root = press(client, sid, "1", path="/twilio/voice/remind")
+    assert said(root) == sentence and root[-1].tag == "Hangup"
+    # Twilio refuses every text to this number until it texts START: no opt-in from the key press
+    # overrides the STOP, and no text is queued that could not go.
+    assert session.scalars(sa.select(ConsentEvent)).all() == ledger
+    assert session.scalars(sa.select(Message)).all() == messages
+    assert consent.is_opted_out(session, "+447911123456")
 
 
 def test_no_meeting_at_all_says_how_to_reach_a_person(client, session, group, line):

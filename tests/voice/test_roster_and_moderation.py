@@ -179,7 +179,7 @@ def test_bad_moderation_requests_are_refused(session, live):
 class TestTextControls:
     def test_a_member_mutes_and_unmutes_by_text(self, app, client, session, live, standin):
         occ, sids = live
-        text(client, "mute", ANA)
+        text(client, "mute 🔇", ANA)
         run_jobs(app)
         assert participant_updates(standin, sids[ANA])[-1] == [("Muted", "true")]
         assert texts_to(standin, ANA)[-1] == "You are muted. Text UNMUTE to speak."
@@ -216,6 +216,49 @@ class TestTextControls:
         text(client, "END", HOST)
         assert consent.is_opted_out(session, HOST)
 
-    def test_controls_from_someone_not_on_a_call_reach_a_person(self, client, session, group, line):
-        text(client, "MUTE", ANA)
-        assert len(session.scalars(sa.select(InboxItem)).all()) == 1
+
+
+class TestControlsFromSomeoneNotInAMeeting:
+    """They work only on a meeting call: the sender is told so (and a member how to join one), and
+    nothing lands in the coordinators' inbox."""
+
+    @pytest.mark.parametrize(("body", "word"), [("MUTE", "MUTE"), ("unmute", "UNMUTE"), ("✋ Hand", "HAND"),
+                                                ("LOCK", "LOCK"), ("End meeting", "END MEETING")])
+    def test_a_member_is_told_how_to_join(self, app, client, session, group, line, standin, body, word):
+        meeting(session, group, line, starts_in_minutes=180)
+        member(session, group, ANA, "Ana")
+        text(client, body, ANA)
+        run_jobs(app)
+        assert texts_to(standin, ANA) == [
+            f"{word} works only while you are in a phone meeting. To join one, call +1 500-555-0006. "
+            "Text NEXT for the next meeting's time and code."]
+        assert session.scalars(sa.select(InboxItem)).all() == []
+
+    def test_in_french(self, app, client, session, group, line, standin):
+        meeting(session, group, line, starts_in_minutes=180)
+        member(session, group, ANA, "Ana")
+        text(client, "Muet", ANA)
+        run_jobs(app)
+        assert texts_to(standin, ANA) == [
+            "MUET ne fonctionne que pendant une réunion téléphonique. Pour en rejoindre une, appelez le "
+            "+1 500-555-0006. Envoyez PROCHAIN pour l'heure et le code de la prochaine."]
+        assert session.scalars(sa.select(InboxItem)).all() == []
+
+    def test_someone_who_is_not_a_member_is_only_told_when_it_works(self, app, client, session, group, line,
+                                                                    standin):
+        meeting(session, group, line, starts_in_minutes=180)
+        text(client, "HAND", BOB)
+        run_jobs(app)
+        assert texts_to(standin, BOB) == ["HAND works only while you are in a phone meeting."]
+        assert session.scalars(sa.select(InboxItem)).all() == []
+
+    def test_a_member_who_has_left_the_call(self, app, client, session, live, standin):
+        occ, sids = live
+        event(client, occ, "participant-leave", sids[ANA])
+        text(client, "UNMUTE", ANA)
+        run_jobs(app)
+        assert texts_to(standin, ANA) == [
+            "UNMUTE works only while you are in a phone meeting. To join one, call +1 500-555-0006. "
+            "Text NEXT for the next meeting's time and code."]
+        assert participant_updates(standin, sids[ANA]) == []
+        assert session.scalars(sa.select(InboxItem)).all() == []

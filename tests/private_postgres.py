@@ -95,12 +95,17 @@ class PrivatePostgres:
 
     def freeze(self) -> None:
         """SIGSTOP the whole server: its kernel still accepts connections and acknowledges data."""
-        for pid in self._family():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
         for pid in self._family():
-            os.kill(pid, signal.SIGCONT)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass  # a backend that ended meanwhile
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

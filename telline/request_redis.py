@@ -26,4 +26,5 @@ def init_app(app: Flask, url: str) -> None:
 
 
 def connection() -> Redis:
-    return current_app.extensions[EXTENSION]
+    client: Redis = current_app.extensions[EXTENSION]
+    return client

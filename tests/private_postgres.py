@@ -27,7 +27,7 @@ def _bindir() -> str | None:
     if found:
         return os.path.dirname(found[-1])
     if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0 and os.path.exists(os.path.join(out.stdout.strip(), "initdb")):
             return out.stdout.strip()
     return None

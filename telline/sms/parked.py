@@ -58,9 +58,10 @@ def replay(session: Session, router: Router, connection: redis.Redis) -> int:
     another version) is set aside in FAILED and logged, so it cannot hold up the others."""
     replayed = 0
     while True:
-        raw = connection.lindex(REPLAYING, -1) or connection.rpoplpush(PARKED, REPLAYING)
-        if raw is None:
+        taken = connection.lindex(REPLAYING, -1) or connection.rpoplpush(PARKED, REPLAYING)
+        if taken is None:
             return replayed
+        raw = taken.decode() if isinstance(taken, bytes) else str(taken)
         try:
             text = IncomingText(**json.loads(raw))
             handled_by = handle_text(session, router, text)

@@ -26,8 +26,7 @@ from werkzeug.exceptions import HTTPException
 from telline import db, metrics, phone, request_redis
 from telline.texts import say_language, t
 from telline.twilio import twiml
-from telline.voice import roster
-from telline.voice import dialout
+from telline.voice import dialout, roster
 from telline.voice.directory import directory
 from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
                                     receive_call)

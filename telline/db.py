@@ -29,6 +29,13 @@ _DEADLINE_KEY = "_telline_db_deadline"
 # the pool. Not a bad value or a bug: those are other errors.
 UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
+
+def error_name(error: BaseException) -> str:
+    """What a log line may say of a database error: the driver's error class ("ConnectionTimeout",
+    "LockNotAvailable"…). Not its message: SQLAlchemy's carries the statement's parameters, and
+    with them members' numbers."""
+    return type(getattr(error, "orig", None) or error).__name__
+
 # libpq parameters for every PostgreSQL connection. connect_timeout: a server that is down, or
 # accepts and never answers (stopped), fails a new connection in 2 s (libpq's minimum), not the
 # OS's minutes. Keepalives and tcp_user_timeout drop a connection to a host gone from the

@@ -66,7 +66,7 @@ def message_status():
         fresh = record_status(db.session(), sid, status, error_code)
     except db.UNAVAILABLE as exc:
         log.warning("status callback dropped: the database did not answer",
-                    extra={"message_sid": sid, "status": status, "error": type(getattr(exc, "orig", None) or exc).__name__})
+                    extra={"message_sid": sid, "status": status, "error": db.error_name(exc)})
         metrics.WEBHOOKS.labels(route="sms_status", outcome="dropped").inc()
         return Response(status=204)
     metrics.WEBHOOKS.labels(route="sms_status", outcome=status if fresh else "duplicate").inc()

@@ -160,10 +160,8 @@ def _fault(error: Exception) -> Response | HTTPException:
         return error
     endpoint = (request.endpoint or "").rpartition(".")[2]
     dependency = isinstance(error, (*db.UNAVAILABLE, redis.RedisError))
-    # The error's class only: SQLAlchemy's message carries the statement's parameters (numbers).
     log.error("voice webhook failed: answered with an apology", exc_info=None if dependency else error,
-              extra={"endpoint": endpoint, "call_sid": request.form.get("CallSid"),
-                     "error": type(getattr(error, "orig", None) or error).__name__})
+              extra={"endpoint": endpoint, "call_sid": request.form.get("CallSid"), "error": db.error_name(error)})
     metrics.WEBHOOKS.labels(route="voice", outcome="fault").inc()
     if endpoint in _CALLBACKS:
         return Response(status=204)

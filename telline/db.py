@@ -10,14 +10,46 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from telline import db_deadline
 
 EXTENSION = "telline.db"
 _SESSION_KEY = "_telline_db_session"
+_DEADLINE_KEY = "_telline_db_deadline"
+
+# What "the database did not answer" looks like through SQLAlchemy: refused, lost, cut by the
+# request's deadline, a statement or lock wait cut short by the server, no connection free in
+# the pool. Not a bad value or a bug: those are other errors.
+UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def error_name(error: BaseException) -> str:
+    """What a log line may say of a database error: the driver's error class ("ConnectionTimeout",
+    "LockNotAvailable"…). Not its message: SQLAlchemy's carries the statement's parameters, and
+    with them members' numbers."""
+    return type(getattr(error, "orig", None) or error).__name__
+
+# libpq parameters for every PostgreSQL connection. connect_timeout: a server that is down, or
+# accepts and never answers (stopped), fails a new connection in 2 s (libpq's minimum), not the
+# OS's minutes. Keepalives and tcp_user_timeout drop a connection to a host gone from the
+# network (probes unanswered, data unacknowledged 10 s). A stopped server whose kernel still
+# acknowledges defeats both: telline.db_deadline handles that one.
+_POSTGRES_CONNECT_ARGS = {"connect_timeout": 2, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                          "keepalives_count": 3, "tcp_user_timeout": 10_000}
+# Server-side limits (libpq `options`). Every connection: a transaction left idle (a client that
+# died holding locks) is ended after a minute. A connection opened to serve a request: its
+# statements and lock waits are cut short inside the request's deadline, so a slow but live
+# server answers with an error the webhook turns into an apology. Jobs, commands and migrations
+# keep no statement limit (a prune or a migration may take longer).
+_EVERY_SESSION = "-c idle_in_transaction_session_timeout=60s"
+_REQUEST_SESSION = "-c statement_timeout=3s -c lock_timeout=2s"
 
 
 class Database:
@@ -59,9 +91,14 @@ def make_engine(url: str) -> sa.Engine:
         # call (jobs commit before talking to Twilio).
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args=_postgres_connect_args())
+    _limit_to_request_deadline(engine)
     _ping_after_idle(engine)
     return engine
+
+
+def _postgres_connect_args(options: str = "") -> dict[str, object]:
+    return {**_POSTGRES_CONNECT_ARGS, "options": f"{options} {_EVERY_SESSION}".strip()}
 
 
 def make_lone_statement_engine(url: str) -> sa.Engine:
@@ -71,10 +108,37 @@ def make_lone_statement_engine(url: str) -> sa.Engine:
     (3 × wal_writer_delay), never corrupt anything. They are a caller's way into a meeting,
     which Twilio's conference callbacks record again."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT",
-                              connect_args={"options": "-c synchronous_commit=off"},
+                              connect_args=_postgres_connect_args("-c synchronous_commit=off"),
                               pool_reset_on_return=None)  # autocommit: no transaction to roll back
+    _limit_to_request_deadline(engine)
     _ping_after_idle(engine)
     return engine
+
+
+def _limit_to_request_deadline(engine: sa.Engine) -> None:
+    """While a request's deadline runs (telline.db_deadline), each connection it checks out is
+    watched until it comes back, and one it opens gets the request's server-side limits.
+    Registered before _ping_after_idle: the ping at checkout is watched too."""
+
+    @event.listens_for(engine, "do_connect")
+    def _request_session(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        if db_deadline.current() is not None:
+            cparams["options"] = f"{cparams.get('options', '')} {_REQUEST_SESSION}".strip()
+
+    @event.listens_for(engine, "checkout")
+    def _watch(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        deadline = db_deadline.current()
+        if deadline is not None:
+            record.info[_DEADLINE_KEY] = db_deadline.WATCHDOG.arm(dbapi_connection.fileno(), deadline)
+
+    def _unwatch(_dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+        token = record.info.pop(_DEADLINE_KEY, None)
+        if token is not None:
+            db_deadline.WATCHDOG.disarm(token)
+
+    # Back in the pool, or about to be closed (the watchdog must never touch a reused fd).
+    for name in ("checkin", "invalidate", "close", "detach"):
+        event.listen(engine, name, _unwatch)
 
 
 # A pooled connection idle longer than this is pinged before use (a server restart, a
@@ -115,8 +179,20 @@ def _sqlite_on_connect(dbapi_connection, _record):
 def init_app(app: Flask, url: str) -> Database:
     database = Database(url)
     app.extensions[EXTENSION] = database
+    app.before_request(_start_deadline)
+    app.teardown_request(_end_deadline)
     app.teardown_appcontext(_close_session)
     return database
+
+
+def _start_deadline() -> None:
+    g.setdefault(_DEADLINE_KEY, db_deadline.start_request())
+
+
+def _end_deadline(_exc: BaseException | None) -> None:
+    token = g.pop(_DEADLINE_KEY, None)
+    if token is not None:
+        db_deadline.end_request(token)
 
 
 def _close_session(_exc):

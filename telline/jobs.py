@@ -37,3 +37,13 @@ def _prune(model, column, retention: dt.timedelta, what: str) -> int:
     session.commit()
     log.info(f"pruned {what}", extra={"deleted": deleted})
     return deleted
+
+
+def replay_parked_texts() -> int:
+    """Texts that came while the database did not answer (telline.sms.parked), stored and routed
+    now. For the cron, every minute: nothing to do costs two Redis commands, and a second run at
+    the same time handles nothing twice."""
+    from telline.queue import queues
+    from telline.sms import parked
+    from telline.sms.router import router
+    return parked.replay(db.session(), router(), queues().connection)

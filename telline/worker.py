@@ -62,6 +62,7 @@ def every_seconds(seconds: int) -> str:
 
 PERIODIC = (
     Periodic("sweep-tasks", sweeper.sweep, "urgent", every_seconds(sweeper.SWEEP_SECONDS)),
+    Periodic("replay-parked-texts", jobs.replay_parked_texts, "urgent", "* * * * *"),
     Periodic("prune-webhook-keys", jobs.prune_webhook_keys, "bulk", "17 3 * * *"),
     Periodic("prune-code-lockouts", jobs.prune_code_lockouts, "bulk", "23 3 * * *"),
 )

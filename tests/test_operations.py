@@ -9,27 +9,33 @@ from tests.conftest import make_settings
 from tests.signing import post_signed
 
 
-def test_healthz_is_200_when_database_and_redis_answer(client):
-    r = client.get("/healthz")
+@pytest.mark.parametrize("path", ["/readyz", "/healthz"])
+def test_ready_when_database_and_redis_answer(client, path):
+    r = client.get(path)
     assert r.status_code == 200
     assert r.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
-def test_healthz_is_503_when_redis_is_down(database_url, tmp_path):
+@pytest.mark.parametrize("path", ["/readyz", "/healthz"])
+def test_still_ready_when_redis_is_down_callers_are_seated_from_the_database(database_url, path):
     app = create_app(make_settings(database_url, "redis://127.0.0.1:1/0"))
-    r = app.test_client().get("/healthz")
-    assert r.status_code == 503
-    assert r.get_json() == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
+    r = app.test_client().get(path)
+    assert r.status_code == 200  # a load balancer keeps sending calls to this node
+    assert r.get_json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
+    assert app.test_client().get("/livez").status_code == 200
     app.extensions["telline.db"].dispose()
 
 
-def test_healthz_is_503_when_the_database_is_unreachable(redis_url, tmp_path):
+def test_not_ready_but_alive_when_the_database_is_unreachable(redis_url, tmp_path):
     missing_dir = tmp_path / "no" / "such" / "dir"
     app = create_app(make_settings(f"sqlite:///{missing_dir}/x.sqlite3", redis_url))
     (missing_dir / "x.sqlite3").parent.rmdir()  # the factory made it; take it away again
-    r = app.test_client().get("/healthz")
-    assert r.status_code == 503
-    assert r.get_json()["database"] == "unavailable"
+    for path in ("/readyz", "/healthz"):
+        r = app.test_client().get(path)
+        assert r.status_code == 503
+        assert r.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok"}
+    r = app.test_client().get("/livez")  # restarting this process would not bring the database back
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
 
 
 def test_metrics_show_requests_webhook_outcomes_and_queue_depth(client):
@@ -58,6 +64,6 @@ def test_metrics_still_answer_when_redis_is_down(database_url):
     app.extensions["telline.db"].dispose()
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/healthz", "/metrics"])
 def test_operations_routes_need_no_signature(client, path):
     assert client.get(path).status_code == 200

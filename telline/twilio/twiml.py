@@ -19,7 +19,7 @@ def say_then_hangup(text: str, language: str) -> str:
 
 
 def no_reply() -> str:
-    """An empty <Response/>: Twilio sends nothing back to the texter."""
+    """An empty <Response/>: Twilio sends nothing back to a texter, and says nothing to a room."""
     return str(MessagingResponse())
 
 

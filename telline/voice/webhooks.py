@@ -10,23 +10,30 @@
   POST /twilio/voice/dialout/answer    a member we dialled picked up ("press 1 to join")
   POST /twilio/voice/dialout/join      …and pressed a key
   POST /twilio/voice/dialout/status    …and the call ended (unreached: a text instead)
+
+A fault behind any of them (the database, Redis, a bug) is answered, never a bare 500: a caller
+hears a short apology in the line's language (_fault below).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, request
+import logging
 
-from telline import db, metrics
-from telline.queue import queues
+import redis
+from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from telline import db, metrics, phone, request_redis
 from telline.texts import say_language, t
 from telline.twilio import twiml
-from telline.voice import roster
-from telline.voice import dialout
+from telline.voice import dialout, roster
+from telline.voice.directory import directory
 from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
                                     receive_call)
 from telline.voice.lockout import Lockout
 from telline.voice.reminders import Outcome, request_reminder
 
+log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
 
 
@@ -48,7 +55,7 @@ def _call_sid() -> str:
 
 
 def _lockout() -> Lockout:
-    return Lockout(queues().connection)
+    return Lockout(request_redis.connection())
 
 
 @bp.post("/voice")
@@ -141,6 +148,35 @@ def dialout_status():
 # What a caller hears after "press 1 for a reminder".
 _REMINDER_SAYS: dict[Outcome, str] = {"set": "voice.reminder_set", "not_set": "voice.goodbye",
                                       "texts_stopped": "voice.reminder_texts_stopped"}
+
+
+# Callbacks nobody hears, and what a whole room hears: on a fault, no apology there.
+_CALLBACKS = {"conference_event", "dialout_status"}
+_ROOM_HEARS = {"announcement", "name_announcement"}
+
+
+@bp.errorhandler(Exception)
+def _fault(error: Exception) -> Response | HTTPException:
+    """The database or Redis did not answer, or a bug: Twilio would play "an application error has
+    occurred" on a 5xx, to a caller who may be in distress. They hear a short apology in the line's
+    language instead (as this process last knew it: no database needed), and can call again."""
+    if isinstance(error, HTTPException):
+        return error
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    dependency = isinstance(error, (*db.UNAVAILABLE, redis.RedisError))
+    log.error("voice webhook failed: answered with an apology", exc_info=None if dependency else error,
+              extra={"endpoint": endpoint, "call_sid": request.form.get("CallSid"), "error": db.error_name(error)})
+    metrics.WEBHOOKS.labels(route="voice", outcome="fault").inc()
+    if endpoint in _CALLBACKS:
+        return Response(status=204)
+    if endpoint in _ROOM_HEARS:
+        return _twiml(twiml.no_reply())
+    lines = directory()
+    language = (lines.language_of(phone.from_twilio(request.form.get("To")))
+                or lines.language_of(phone.from_twilio(request.form.get("From"))) or "en")  # From: a dial-out
+    return _twiml(twiml.say_then_hangup(t("voice.unavailable", language), say_language(language)))
+
+
 # What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
 _SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.locked_out",
                      "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",

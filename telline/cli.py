@@ -1,4 +1,9 @@
-"""The `telline` command. Every deployment unit (deploy/) runs one of these."""
+"""The `telline` command. Every deployment unit (deploy/) runs one of these.
+
+A click group of telline's own (not Flask's FlaskGroup: its --app, --env-file, --debug and
+--version are Flask's, not an operator's). Commands that need the app get an app context
+from flask.cli's AppGroup, built by create_app() from the environment on first need.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from telline import create_app
 
@@ -22,9 +27,13 @@ def _warn_if_not_production_ready(settings) -> None:
         click.echo(f"telline: warning: {warning}", err=True)
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, load_dotenv=False, set_debug_flag=False)
-def cli():
-    """telline: a phone and SMS line for peer support groups."""
+@click.group(cls=AppGroup, name="telline")
+@click.version_option(package_name="telline", prog_name="telline", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """A phone and SMS line for peer support groups."""
+    if ctx.obj is None:  # tests pass their own (FlaskCliRunner: the test's app)
+        ctx.obj = ScriptInfo(create_app=create_app, set_debug_flag=False, load_dotenv_defaults=False)
 
 
 @cli.command("run", with_appcontext=False)
@@ -32,7 +41,9 @@ def cli():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--web-workers", default=2, show_default=True, type=int)
 def run_command(host, port, web_workers):
-    """Web + worker + cron together, migrations applied, Redis found or started."""
+    """Web, worker and cron together, for one machine (a laptop).
+
+    Applies the migrations and uses the Redis at TELLINE_REDIS_URL, or starts a private one."""
     from telline.supervisor import run_all
     settings = create_app().config["TELLINE"]  # validates the environment before anything starts
     sys.exit(run_all(settings, host, port, web_workers))
@@ -43,7 +54,9 @@ def run_command(host, port, web_workers):
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def web_command(bind, workers, gunicorn_args):
-    """The web app under gunicorn (extra arguments go to gunicorn)."""
+    """The web app under gunicorn.
+
+    Extra arguments go to gunicorn."""
     # Fail here, with the settings error, not in every gunicorn worker.
     _warn_if_not_production_ready(create_app().config["TELLINE"])
     _fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -76,7 +89,9 @@ def _fresh_metrics_dir(path: str | None) -> None:
 @click.option("--job-monitoring-interval", type=int, default=30, show_default=True,
               help="Seconds between a running job's heartbeats.")
 def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_monitoring_interval):
-    """An RQ worker (with RQ's scheduler for delayed jobs), an app context per job."""
+    """An RQ worker that sends texts, dials out and moderates.
+
+    It runs RQ's scheduler for delayed jobs, and each job in a fresh app context."""
     from telline.worker import make_worker
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
@@ -86,7 +101,9 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 
 @cli.command("cron")
 def cron_command():
-    """Enqueue the periodic jobs (telline.worker.PERIODIC) on their schedules."""
+    """RQ's cron: enqueues the periodic jobs (run exactly one).
+
+    The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import make_cron
     make_cron(current_app._get_current_object()).start()
 
@@ -97,9 +114,9 @@ def cron_command():
 @click.option("--auto-status", default="", metavar="STATUS,…",
               help="Move each new message through these statuses, e.g. sent,delivered.")
 def standin_command(host, port, auto_status):
-    """A local stand-in for Twilio's REST API (set TWILIO_API_BASE_URL to its URL).
+    """A local stand-in for Twilio's REST API, for tests and demos.
 
-    It checks requests against, and signs callbacks with, this app's TWILIO_AUTH_TOKEN."""
+    Point TWILIO_API_BASE_URL at the URL it prints. It checks requests against, and signs callbacks with, this app's TWILIO_AUTH_TOKEN."""
     from telline.twilio.standin import serve
     settings = _settings()
     serve(host, port, settings.twilio_auth_token, settings.twilio_account_sid,
@@ -108,7 +125,7 @@ def standin_command(host, port, auto_status):
 
 @cli.group("db")
 def db_group():
-    """Database migrations."""
+    """Database migrations (Alembic)."""
 
 
 @db_group.command("upgrade")
@@ -122,13 +139,14 @@ def db_upgrade(revision):
 
 @db_group.command("current")
 def db_current():
+    """Print the revision the database is at."""
     from telline import migrate
     click.echo(migrate.current(_settings().database_url) or "empty (run `telline db upgrade`)")
 
 
 @cli.group("group")
 def group_group():
-    """Support groups and the Twilio numbers they answer on."""
+    """Support groups, their settings and their lines."""
 
 
 @group_group.command("create")
@@ -138,6 +156,7 @@ def group_group():
 @click.option("--region", default="US", show_default=True,
               help="Country for numbers written without +code (ISO 3166, e.g. GB, FR)")
 def group_create(name, language, tz, region):
+    """Create a support group; prints its id."""
     from telline import groups
     try:
         group = groups.create_group(name=name, language=language, timezone=tz, region=region)
@@ -150,7 +169,9 @@ def group_create(name, language, tz, region):
 @click.argument("group_id", type=int)
 @click.argument("number")
 def group_add_line(group_id, number):
-    """Attach a Twilio number to a group (point its webhooks at /twilio/voice and /twilio/sms)."""
+    """Attach a Twilio number to a group.
+
+    Point the number's webhooks at /twilio/voice and /twilio/sms."""
     from telline import groups
     try:
         line = groups.add_line(group_id, number)
@@ -185,7 +206,9 @@ def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, cont
 @click.argument("per_second", type=float)
 @click.option("--unit", type=click.Choice(["segments", "messages"]), default="segments", show_default=True)
 def group_line_rate(number, per_second, unit):
-    """Set a line's SMS throughput (Twilio's: long code 1, toll-free 3, short code 100 per second)."""
+    """Set a line's SMS throughput, as Twilio allows it.
+
+    Long code 1, toll-free 3, short code 100 per second; 10DLC by campaign."""
     from telline import groups
     try:
         line = groups.set_line_rate(number, per_second, unit)
@@ -229,7 +252,7 @@ def sms_failures(group_id):
 
 @cli.group("meeting")
 def meeting_group():
-    """Phone meetings: schedule, settings, cancel, roster, attendance, unlock."""
+    """Phone meetings: schedule, tune, cancel, list, follow."""
 
 
 @meeting_group.command("create")
@@ -242,7 +265,9 @@ def meeting_group():
 @click.option("--duration", default=60, show_default=True, type=int, help="Minutes.")
 @click.option("--title", default="", help="For coordinators; callers hear the group's name.")
 def meeting_create(group_id, number, first, rrule, duration, title):
-    """Schedule a recurring phone meeting; prints its access code and host PIN."""
+    """Schedule a recurring phone meeting.
+
+    Prints its access code and host PIN."""
     import datetime as dt
     from telline import db, groups
     from telline.models import Group
@@ -307,7 +332,9 @@ def meeting_configure(series_id, join_early, max_participants, caller_id_joins, 
 @click.argument("series_id", type=int)
 @click.argument("date", metavar="YYYY-MM-DD")
 def meeting_cancel(series_id, date):
-    """Cancel one meeting of a series (callers are told the next one)."""
+    """Cancel one meeting of a series.
+
+    Callers are then told when the next one is."""
     import datetime as dt
     from zoneinfo import ZoneInfo
     from telline import db
@@ -356,7 +383,9 @@ def meeting_unlock(number, caller):
 @meeting_group.command("roster")
 @click.argument("occurrence_id", type=int)
 def meeting_roster(occurrence_id):
-    """Who is on the call now (names as members chose them; numbers never shown)."""
+    """Who is on a meeting now.
+
+    Members by the name they chose; numbers are never shown."""
     from telline import db
     from telline.voice.roster import roster
     for line in roster(db.session(), occurrence_id):

@@ -245,8 +245,16 @@ def sms_broadcast(group_id, body, key):
 def sms_failures(group_id):
     """Members whose texts fail, and why (numbers masked)."""
     from telline import db
+    from telline.models import Group
     from telline.sms.reports import failures
-    for row in failures(db.session(), group_id):
+    session = db.session()
+    if group_id is not None and session.get(Group, group_id) is None:
+        raise click.UsageError(f"there is no group {group_id}")
+    found = failures(session, group_id)
+    if not found:
+        click.echo("no member's texts are failing" if group_id is None
+                   else f"no member of group {group_id} has texts failing")
+    for row in found:
         click.echo(f"member {row.member_id:>5}  {row.number:<16} {row.problem:<12} {row.detail}")
 
 
@@ -381,27 +389,81 @@ def meeting_unlock(number, caller):
 
 
 @meeting_group.command("roster")
-@click.argument("occurrence_id", type=int)
+@click.argument("occurrence_id", type=int, metavar="MEETING_ID")
 def meeting_roster(occurrence_id):
     """Who is on a meeting now.
 
     Members by the name they chose; numbers are never shown."""
     from telline import db
     from telline.voice.roster import roster
-    for line in roster(db.session(), occurrence_id):
+    session = db.session()
+    _existing_meeting(session, occurrence_id)
+    lines = roster(session, occurrence_id)
+    if not lines:
+        click.echo(f"nobody has joined meeting {occurrence_id}")
+    for line in lines:
         flags = " ".join(f for f, on in (("muted", line.muted), ("on-hold", line.on_hold),
                                           ("hand", line.hand_raised), ("left", not line.present)) if on)
         click.echo(f"{line.participant_id:>6}  {line.shown_as:<24} {line.role:<7} {flags}")
 
 
 @meeting_group.command("attendance")
-@click.argument("occurrence_id", type=int)
+@click.argument("occurrence_id", type=int, metavar="MEETING_ID")
 def meeting_attendance(occurrence_id):
     """Who attended a meeting and for how long."""
     from telline import db
     from telline.voice.roster import attendance
-    for row in attendance(db.session(), occurrence_id):
+    session = db.session()
+    _existing_meeting(session, occurrence_id)
+    rows = attendance(session, occurrence_id)
+    if not rows:
+        click.echo(f"nobody attended meeting {occurrence_id}")
+    for row in rows:
         click.echo(f"{row.shown_as:<24} {row.role:<7} {row.minutes:>6.1f} min")
+
+
+def _existing_meeting(session, occurrence_id: int) -> None:
+    from telline.models import MeetingOccurrence
+    if session.get(MeetingOccurrence, occurrence_id) is None:
+        raise click.UsageError(f"there is no meeting {occurrence_id} (`telline meeting list` shows their ids)")
+
+
+@meeting_group.command("list")
+@click.option("--group", "group_id", type=int, help="Only this group's meetings.")
+@click.option("--series", "series_id", type=int, help="Only this series' meetings.")
+@click.option("--upcoming", type=click.IntRange(0, 500), default=5, show_default=True,
+              help="How many meetings to come (one on now included).")
+@click.option("--past", type=click.IntRange(0, 500), default=5, show_default=True, help="How many past meetings.")
+def meeting_list(group_id, series_id, upcoming, past):
+    """Past and upcoming meetings, with the ids other commands take.
+
+    MEETING is what roster and attendance take; SERIES and the date are what cancel takes.
+    Times are the group's. A meeting has an id once someone called or it was cancelled."""
+    from telline import db
+    from telline.models import utcnow
+    from telline.scheduling.agenda import agenda
+    from telline.scheduling.series import InvalidSeries
+    try:
+        found = agenda(db.session(), utcnow(), group_id=group_id, series_id=series_id, upcoming=upcoming,
+                       past=past)
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
+    if not found.upcoming and not found.past:
+        click.echo("no meetings (`telline meeting create` schedules a series)")
+        return
+    row = "{:>8}  {:>6}  {:<28} {:<11} {:>8}".format
+    for title, entries in (("upcoming", found.upcoming), ("past", found.past)):
+        if title == "past":
+            click.echo("")
+        if not entries:
+            click.echo(f"{title}: none")
+            continue
+        click.echo(title)
+        click.echo(row("meeting", "series", "when (the group's time)", "status", "attended"))
+        for e in entries:
+            status = e.status or ("scheduled" if e.attended is None else "no callers")
+            click.echo(row(e.occurrence_id or "-", e.series_id, f"{e.local_start:%a %Y-%m-%d %H:%M %Z}", status,
+                           "-" if e.attended is None else e.attended))
 
 
 def main():

@@ -49,9 +49,34 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
 
 def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
     """The first start at or after `after` (aware), as an aware UTC datetime."""
-    rule = _rule(series.rrule, series.first_start.astimezone(zone).replace(tzinfo=None))
-    found = rule.after(after.astimezone(zone).replace(tzinfo=None))
-    return found.replace(tzinfo=zone).astimezone(dt.timezone.utc) if found else None
+    found = _rule(series.rrule, _wall(series.first_start, zone)).after(_wall(after, zone))
+    return _utc(found, zone) if found else None
+
+
+def starts_from(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime, count: int) -> list[dt.datetime]:
+    """The first `count` starts at or after `after` (aware), soonest first, as aware UTC datetimes."""
+    rule = _rule(series.rrule, _wall(series.first_start, zone)).rule
+    return [_utc(start, zone) for start in rule.xafter(_wall(after, zone), count=count, inc=True)]
+
+
+def starts_before(series: MeetingSeries, zone: ZoneInfo, before: dt.datetime, count: int) -> list[dt.datetime]:
+    """The last `count` starts at or before `before` (aware), latest first, as aware UTC datetimes."""
+    rule = _rule(series.rrule, _wall(series.first_start, zone)).rule
+    found: list[dt.datetime] = []
+    at = _wall(before, zone)
+    while len(found) < count and (start := rule.before(at, inc=not found)) is not None:
+        found.append(start)
+        at = start
+    return [_utc(start, zone) for start in found]
+
+
+def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """An aware moment as the naive wall-clock time the rule is computed in."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    return wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
 
 
 class _Rule:

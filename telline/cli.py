@@ -298,12 +298,24 @@ def meeting_create(group_id, number, first, rrule, duration, title):
         raise click.UsageError(str(exc)) from None
     session.commit()
     click.echo(f"meeting series {series.id}: access code {series.access_code}, host PIN {series.host_pin}")
+    _warn_about_overlaps(session, series)
+
+
+def _warn_about_overlaps(session, series) -> None:
+    from zoneinfo import ZoneInfo
+    from telline.models import utcnow
+    from telline.scheduling.series import overlapping
+    zone = ZoneInfo(series.group.timezone)
+    for other, when in overlapping(session, series, utcnow()):
+        click.echo(f"telline: warning: meeting series {other.id} meets on this line at the same time "
+                   f"(first: {when.astimezone(zone):%a %Y-%m-%d %H:%M %Z}); callers reach the right meeting "
+                   "by its code", err=True)
 
 
 @meeting_group.command("configure")
 @click.argument("series_id", type=int)
-@click.option("--join-early", type=int, help="Minutes before the start callers may join.")
-@click.option("--max-participants", type=click.IntRange(2, 250))
+@click.option("--join-early", type=int, help="Minutes before the start callers may join (0-120).")
+@click.option("--max-participants", type=int, help="At most this many callers (2-250).")
 @click.option("--caller-id-joins/--no-caller-id-joins", default=None,
               help="Known members' numbers skip the code (caller ID can be spoofed: off by default).")
 @click.option("--host-leaving-ends/--host-leaving-does-not-end", default=None)
@@ -314,24 +326,15 @@ def meeting_configure(series_id, join_early, max_participants, caller_id_joins, 
                       record, wait_url):
     """Change how a meeting's bridge behaves."""
     from telline import db
-    from telline.models import MeetingSeries
+    from telline.scheduling.series import InvalidSeries, configure_series
+    chosen = {"join_early_minutes": join_early, "max_participants": max_participants,
+              "caller_id_joins": caller_id_joins, "host_leaving_ends": host_leaving_ends,
+              "announce_entries": entry_tones, "record": record, "wait_url": wait_url}
     session = db.session()
-    series = session.get(MeetingSeries, series_id)
-    if series is None:
-        raise click.UsageError(f"there is no meeting series {series_id}")
-    if join_early is not None:
-        if not 0 <= join_early <= 120:
-            raise click.UsageError("--join-early is between 0 and 120 minutes")
-        series.join_early_minutes = join_early
-    if wait_url is not None:
-        if wait_url and not wait_url.startswith(("https://", "http://")):
-            raise click.UsageError("--wait-url must be an http(s) URL (or '' for Twilio's hold music)")
-        series.wait_url = wait_url or None
-    for field, value in (("max_participants", max_participants), ("caller_id_joins", caller_id_joins),
-                         ("host_leaving_ends", host_leaving_ends), ("announce_entries", entry_tones),
-                         ("record", record)):
-        if value is not None:
-            setattr(series, field, value)
+    try:
+        series = configure_series(session, series_id, **{k: v for k, v in chosen.items() if v is not None})
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
     session.commit()
     click.echo(f"meeting series {series.id} updated")
 

@@ -133,8 +133,9 @@ def db_group():
 def db_upgrade(revision):
     """Apply migrations up to REVISION (default: the latest)."""
     from telline import migrate
-    migrate.upgrade(_settings().database_url, revision)
-    click.echo(f"database at {migrate.current(_settings().database_url)}")
+    before = migrate.upgrade(_settings().database_url, revision)
+    after = migrate.current(_settings().database_url)
+    click.echo(f"database at {after} ({'already' if before == after else 'was ' + (before or 'empty')})")
 
 
 @db_group.command("current")

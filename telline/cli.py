@@ -92,7 +92,12 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
     """An RQ worker that sends texts, dials out and moderates.
 
     It runs RQ's scheduler for delayed jobs, and each job in a fresh app context."""
+    from telline.twilio.gateway import not_configured
     from telline.worker import make_worker
+    reason = not_configured(_settings())
+    if reason:  # said once here, then each text's row and log line say it again, briefly
+        click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
+                   "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.", err=True)
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from telline import create_app
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from telline.models import MeetingSeries
+
+Row = TypeVar("Row")
 
 
 def _settings():
@@ -307,7 +316,7 @@ def meeting_create(group_id, number, first, rrule, duration, title):
     _warn_about_overlaps(session, series)
 
 
-def _warn_about_overlaps(session, series) -> None:
+def _warn_about_overlaps(session: Session, series: MeetingSeries) -> None:
     from zoneinfo import ZoneInfo
     from telline.models import utcnow
     from telline.scheduling.series import overlapping
@@ -399,18 +408,12 @@ def meeting_unlock(number, caller):
 
 @meeting_group.command("roster")
 @click.argument("occurrence_id", type=int, metavar="MEETING_ID")
-def meeting_roster(occurrence_id):
+def meeting_roster(occurrence_id: int) -> None:
     """Who is on a meeting now.
 
     Members by the name they chose; numbers are never shown."""
-    from telline import db
     from telline.voice.roster import roster
-    session = db.session()
-    _existing_meeting(session, occurrence_id)
-    lines = roster(session, occurrence_id)
-    if not lines:
-        click.echo(f"nobody has joined meeting {occurrence_id}")
-    for line in lines:
+    for line in _meeting_report(occurrence_id, roster, f"nobody has joined meeting {occurrence_id}"):
         flags = " ".join(f for f, on in (("muted", line.muted), ("on-hold", line.on_hold),
                                           ("hand", line.hand_raised), ("left", not line.present)) if on)
         click.echo(f"{line.participant_id:>6}  {line.shown_as:<24} {line.role:<7} {flags}")
@@ -418,23 +421,24 @@ def meeting_roster(occurrence_id):
 
 @meeting_group.command("attendance")
 @click.argument("occurrence_id", type=int, metavar="MEETING_ID")
-def meeting_attendance(occurrence_id):
+def meeting_attendance(occurrence_id: int) -> None:
     """Who attended a meeting and for how long."""
-    from telline import db
     from telline.voice.roster import attendance
-    session = db.session()
-    _existing_meeting(session, occurrence_id)
-    rows = attendance(session, occurrence_id)
-    if not rows:
-        click.echo(f"nobody attended meeting {occurrence_id}")
-    for row in rows:
+    for row in _meeting_report(occurrence_id, attendance, f"nobody attended meeting {occurrence_id}"):
         click.echo(f"{row.shown_as:<24} {row.role:<7} {row.minutes:>6.1f} min")
 
 
-def _existing_meeting(session, occurrence_id: int) -> None:
+def _meeting_report(occurrence_id: int, report: Callable[[Session, int], list[Row]], nobody: str) -> list[Row]:
+    """A report's rows on an existing meeting; an unknown id is an error, no rows are said so."""
+    from telline import db
     from telline.models import MeetingOccurrence
+    session = db.session()
     if session.get(MeetingOccurrence, occurrence_id) is None:
         raise click.UsageError(f"there is no meeting {occurrence_id} (`telline meeting list` shows their ids)")
+    rows = report(session, occurrence_id)
+    if not rows:
+        click.echo(nobody)
+    return rows
 
 
 @meeting_group.command("list")
@@ -443,7 +447,7 @@ def _existing_meeting(session, occurrence_id: int) -> None:
 @click.option("--upcoming", type=click.IntRange(0, 500), default=5, show_default=True,
               help="How many meetings to come (one on now included).")
 @click.option("--past", type=click.IntRange(0, 500), default=5, show_default=True, help="How many past meetings.")
-def meeting_list(group_id, series_id, upcoming, past):
+def meeting_list(group_id: int | None, series_id: int | None, upcoming: int, past: int) -> None:
     """Past and upcoming meetings, with the ids other commands take.
 
     MEETING is what roster and attendance take; SERIES and the date are what cancel takes.

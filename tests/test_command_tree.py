@@ -96,8 +96,8 @@ def check(words: list[str]) -> list[str]:
         if len(found) > 1:
             return []  # a list of sibling commands: their options are shown elsewhere
         command = found[0]
-    if isinstance(command, click.Group):
-        return [f"{command.name!r} needs a subcommand"] if not rest or rest[0] != "--help" else []
+    if isinstance(command, click.Group) and not rest:
+        return [f"{command.name!r} needs a subcommand"]
     known = {name for p in command.params for name in (*p.opts, *p.secondary_opts)} | {"--help"}
     for word in rest:
         option = word.strip("[]").split("=")[0]
@@ -122,6 +122,7 @@ def test_the_checker_catches_what_it_should():
     assert check(["meeting", "create/rooster"]) != []
     assert check(["sms", "failures", "--grop", "2"]) != []
     assert check(["db"]) != []
+    assert check(["--version"]) == [] and check(["--app", "x"]) != []
 
 
 def test_the_readme_says_how_to_get_the_command_before_using_it():

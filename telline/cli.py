@@ -106,7 +106,8 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
     reason = not_configured(_settings())
     if reason:  # said once here, then each text's row and log line say it again, briefly
         click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
-                   "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.", err=True)
+                   "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.",
+                   err=True)
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)
@@ -130,7 +131,8 @@ def cron_command():
 def standin_command(host, port, auto_status):
     """A local stand-in for Twilio's REST API, for tests and demos.
 
-    Point TWILIO_API_BASE_URL at the URL it prints. It checks requests against, and signs callbacks with, this app's TWILIO_AUTH_TOKEN."""
+    Point TWILIO_API_BASE_URL at the URL it prints. It checks requests against, and signs
+    callbacks with, this app's TWILIO_AUTH_TOKEN."""
     from telline.twilio.standin import serve
     settings = _settings()
     serve(host, port, settings.twilio_auth_token, settings.twilio_account_sid,

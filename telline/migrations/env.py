@@ -8,6 +8,7 @@ import contextlib
 
 import sqlalchemy as sa
 from alembic import context
+
 from telline.db import make_engine
 from telline.migrate import MIGRATION_LOCK
 from telline.models import Base, UTCDateTime

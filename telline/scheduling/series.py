@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 import secrets
 from typing import TypedDict, Unpack
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrulebase, rrulestr
 from sqlalchemy.orm import Session
 
 from telline.models import Group, Line, MeetingSeries, utcnow
@@ -172,7 +173,7 @@ def _wall_until(value: str, zone: ZoneInfo) -> str:
         raise InvalidSeries(f"UNTIL={value} is not valid: {_GOOD_VALUES['UNTIL']}") from None
 
 
-def _will_meet(rule, after_local: dt.datetime) -> None:
+def _will_meet(rule: rrulebase, after_local: dt.datetime) -> None:
     if rule.after(after_local, inc=True) is not None:
         return
     last = rule.before(after_local)
@@ -183,10 +184,10 @@ def _will_meet(rule, after_local: dt.datetime) -> None:
                         "(check the first date, COUNT and UNTIL)")
 
 
-def _does_not_overlap_itself(rule, first_start_local: dt.datetime, duration_minutes: int) -> None:
+def _does_not_overlap_itself(rule: rrulebase, first_start_local: dt.datetime, duration_minutes: int) -> None:
     starts = list(rule.xafter(first_start_local, count=400, inc=True))
     length = dt.timedelta(minutes=duration_minutes)
-    for one, following in zip(starts, starts[1:]):
+    for one, following in itertools.pairwise(starts):
         if following - one < length:
             raise InvalidSeries(f"its meetings would overlap: one starts {one:%a %Y-%m-%d %H:%M}, the next "
                                 f"{following:%H:%M}, and each lasts {duration_minutes} minutes")
@@ -198,7 +199,7 @@ def overlapping(session: Session, series: MeetingSeries, now: dt.datetime,
     each with the first moment they do. Allowed — callers are told apart by their codes — but a
     coordinator may not mean it."""
     session.flush()
-    zone = ZoneInfo(session.get(Group, series.group_id).timezone)
+    zone = ZoneInfo(series.group.timezone)
     mine = _spans(series, zone, now, horizon)
     found = []
     for other in session.scalars(sa.select(MeetingSeries).where(

@@ -33,6 +33,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from telline.config import Settings
+
 log = logging.getLogger(__name__)
 EXTENSION = "telline.gateway"
 
@@ -67,7 +69,7 @@ class TwilioNotConfigured(TwilioError):
         return False  # nothing changes until an operator sets the credentials and restarts
 
 
-def not_configured(settings) -> str | None:
+def not_configured(settings: Settings) -> str | None:
     """Why these settings must not talk to Twilio's real API, or None when they may."""
     if settings.twilio_api_base_url:
         return None  # a stand-in: whatever credentials it accepts will do

@@ -13,7 +13,6 @@ import pytest
 from telline import logs
 from telline.cli import cli
 from telline.config import Settings
-from telline.models import Message
 from telline.sms.outbound import send_text
 from tests.sms.conftest import PUBLIC_URL, run_jobs, scheduled_count
 

@@ -1,15 +1,29 @@
-"""The `telline` command. Every deployment unit (deploy/) runs one of these."""
+"""The `telline` command. Every deployment unit (deploy/) runs one of these.
+
+A click group of telline's own (not Flask's FlaskGroup: its --app, --env-file, --debug and
+--version are Flask's, not an operator's). Commands that need the app get an app context
+from flask.cli's AppGroup, built by create_app() from the environment on first need.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from telline import create_app
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from telline.models import MeetingSeries
+
+Row = TypeVar("Row")
 
 
 def _settings():
@@ -22,9 +36,13 @@ def _warn_if_not_production_ready(settings) -> None:
         click.echo(f"telline: warning: {warning}", err=True)
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, load_dotenv=False, set_debug_flag=False)
-def cli():
-    """telline: a phone and SMS line for peer support groups."""
+@click.group(cls=AppGroup, name="telline")
+@click.version_option(package_name="telline", prog_name="telline", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """A phone and SMS line for peer support groups."""
+    if ctx.obj is None:  # tests pass their own (FlaskCliRunner: the test's app)
+        ctx.obj = ScriptInfo(create_app=create_app, set_debug_flag=False, load_dotenv_defaults=False)
 
 
 @cli.command("run", with_appcontext=False)
@@ -32,7 +50,9 @@ def cli():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--web-workers", default=2, show_default=True, type=int)
 def run_command(host, port, web_workers):
-    """Web + worker + cron together, migrations applied, Redis found or started."""
+    """Web, worker and cron together, for one machine (a laptop).
+
+    Applies the migrations and uses the Redis at TELLINE_REDIS_URL, or starts a private one."""
     from telline.supervisor import run_all
     settings = create_app().config["TELLINE"]  # validates the environment before anything starts
     sys.exit(run_all(settings, host, port, web_workers))
@@ -43,7 +63,9 @@ def run_command(host, port, web_workers):
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def web_command(bind, workers, gunicorn_args):
-    """The web app under gunicorn (extra arguments go to gunicorn)."""
+    """The web app under gunicorn.
+
+    Extra arguments go to gunicorn."""
     # Fail here, with the settings error, not in every gunicorn worker.
     _warn_if_not_production_ready(create_app().config["TELLINE"])
     _fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -78,8 +100,16 @@ def _fresh_metrics_dir(path: str | None) -> None:
 @click.option("--job-monitoring-interval", type=int, default=30, show_default=True,
               help="Seconds between a running job's heartbeats.")
 def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_monitoring_interval):
-    """An RQ worker (with RQ's scheduler for delayed jobs), an app context per job."""
+    """An RQ worker that sends texts, dials out and moderates.
+
+    It runs RQ's scheduler for delayed jobs, and each job in a fresh app context."""
+    from telline.twilio.gateway import not_configured
     from telline.worker import make_worker
+    reason = not_configured(_settings())
+    if reason:  # said once here, then each text's row and log line say it again, briefly
+        click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
+                   "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.",
+                   err=True)
     worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)
@@ -90,7 +120,9 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 @click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
               help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
 def cron_command(sweep_every):
-    """Enqueue the periodic jobs (telline.worker.PERIODIC) on their schedules."""
+    """RQ's cron: enqueues the periodic jobs (a second one, a standby, adds nothing twice).
+
+    The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import every_seconds, make_cron
     if sweep_every is not None:
         try:
@@ -106,9 +138,10 @@ def cron_command(sweep_every):
 @click.option("--auto-status", default="", metavar="STATUS,…",
               help="Move each new message through these statuses, e.g. sent,delivered.")
 def standin_command(host, port, auto_status):
-    """A local stand-in for Twilio's REST API (set TWILIO_API_BASE_URL to its URL).
+    """A local stand-in for Twilio's REST API, for tests and demos.
 
-    It checks requests against, and signs callbacks with, this app's TWILIO_AUTH_TOKEN."""
+    Point TWILIO_API_BASE_URL at the URL it prints. It checks requests against, and signs
+    callbacks with, this app's TWILIO_AUTH_TOKEN."""
     from telline.twilio.standin import serve
     settings = _settings()
     serve(host, port, settings.twilio_auth_token, settings.twilio_account_sid,
@@ -117,7 +150,7 @@ def standin_command(host, port, auto_status):
 
 @cli.group("db")
 def db_group():
-    """Database migrations."""
+    """Database migrations (Alembic)."""
 
 
 @db_group.command("upgrade")
@@ -125,19 +158,21 @@ def db_group():
 def db_upgrade(revision):
     """Apply migrations up to REVISION (default: the latest)."""
     from telline import migrate
-    migrate.upgrade(_settings().database_url, revision)
-    click.echo(f"database at {migrate.current(_settings().database_url)}")
+    before = migrate.upgrade(_settings().database_url, revision)
+    after = migrate.current(_settings().database_url)
+    click.echo(f"database at {after} ({'already' if before == after else 'was ' + (before or 'empty')})")
 
 
 @db_group.command("current")
 def db_current():
+    """Print the revision the database is at."""
     from telline import migrate
     click.echo(migrate.current(_settings().database_url) or "empty (run `telline db upgrade`)")
 
 
 @cli.group("group")
 def group_group():
-    """Support groups and the Twilio numbers they answer on."""
+    """Support groups, their settings and their lines."""
 
 
 @group_group.command("create")
@@ -147,6 +182,7 @@ def group_group():
 @click.option("--region", default="US", show_default=True,
               help="Country for numbers written without +code (ISO 3166, e.g. GB, FR)")
 def group_create(name, language, tz, region):
+    """Create a support group; prints its id."""
     from telline import groups
     try:
         group = groups.create_group(name=name, language=language, timezone=tz, region=region)
@@ -159,7 +195,9 @@ def group_create(name, language, tz, region):
 @click.argument("group_id", type=int)
 @click.argument("number")
 def group_add_line(group_id, number):
-    """Attach a Twilio number to a group (point its webhooks at /twilio/voice and /twilio/sms)."""
+    """Attach a Twilio number to a group.
+
+    Point the number's webhooks at /twilio/voice and /twilio/sms."""
     from telline import groups
     try:
         line = groups.add_line(group_id, number)
@@ -194,7 +232,9 @@ def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, cont
 @click.argument("per_second", type=float)
 @click.option("--unit", type=click.Choice(["segments", "messages"]), default="segments", show_default=True)
 def group_line_rate(number, per_second, unit):
-    """Set a line's SMS throughput (Twilio's: long code 1, toll-free 3, short code 100 per second)."""
+    """Set a line's SMS throughput, as Twilio allows it.
+
+    Long code 1, toll-free 3, short code 100 per second; 10DLC by campaign."""
     from telline import groups
     try:
         line = groups.set_line_rate(number, per_second, unit)
@@ -231,14 +271,22 @@ def sms_broadcast(group_id, body, key):
 def sms_failures(group_id):
     """Members whose texts fail, and why (numbers masked)."""
     from telline import db
+    from telline.models import Group
     from telline.sms.reports import failures
-    for row in failures(db.session(), group_id):
+    session = db.session()
+    if group_id is not None and session.get(Group, group_id) is None:
+        raise click.UsageError(f"there is no group {group_id}")
+    found = failures(session, group_id)
+    if not found:
+        click.echo("no member's texts are failing" if group_id is None
+                   else f"no member of group {group_id} has texts failing")
+    for row in found:
         click.echo(f"member {row.member_id:>5}  {row.number:<16} {row.problem:<12} {row.detail}")
 
 
 @cli.group("meeting")
 def meeting_group():
-    """Phone meetings: schedule, settings, cancel, roster, attendance, unlock."""
+    """Phone meetings: schedule, tune, cancel, list, follow."""
 
 
 @meeting_group.command("create")
@@ -251,7 +299,9 @@ def meeting_group():
 @click.option("--duration", default=60, show_default=True, type=int, help="Minutes.")
 @click.option("--title", default="", help="For coordinators; callers hear the group's name.")
 def meeting_create(group_id, number, first, rrule, duration, title):
-    """Schedule a recurring phone meeting; prints its access code and host PIN."""
+    """Schedule a recurring phone meeting.
+
+    Prints its access code and host PIN."""
     import datetime as dt
     from telline import db, groups
     from telline.models import Group
@@ -274,12 +324,24 @@ def meeting_create(group_id, number, first, rrule, duration, title):
         raise click.UsageError(str(exc)) from None
     session.commit()
     click.echo(f"meeting series {series.id}: access code {series.access_code}, host PIN {series.host_pin}")
+    _warn_about_overlaps(session, series)
+
+
+def _warn_about_overlaps(session: Session, series: MeetingSeries) -> None:
+    from zoneinfo import ZoneInfo
+    from telline.models import utcnow
+    from telline.scheduling.series import overlapping
+    zone = ZoneInfo(series.group.timezone)
+    for other, when in overlapping(session, series, utcnow()):
+        click.echo(f"telline: warning: meeting series {other.id} meets on this line at the same time "
+                   f"(first: {when.astimezone(zone):%a %Y-%m-%d %H:%M %Z}); callers reach the right meeting "
+                   "by its code", err=True)
 
 
 @meeting_group.command("configure")
 @click.argument("series_id", type=int)
-@click.option("--join-early", type=int, help="Minutes before the start callers may join.")
-@click.option("--max-participants", type=click.IntRange(2, 250))
+@click.option("--join-early", type=int, help="Minutes before the start callers may join (0-120).")
+@click.option("--max-participants", type=int, help="At most this many callers (2-250).")
 @click.option("--caller-id-joins/--no-caller-id-joins", default=None,
               help="Known members' numbers skip the code (caller ID can be spoofed: off by default).")
 @click.option("--host-leaving-ends/--host-leaving-does-not-end", default=None)
@@ -290,24 +352,15 @@ def meeting_configure(series_id, join_early, max_participants, caller_id_joins, 
                       record, wait_url):
     """Change how a meeting's bridge behaves."""
     from telline import db
-    from telline.models import MeetingSeries
+    from telline.scheduling.series import InvalidSeries, configure_series
+    chosen = {"join_early_minutes": join_early, "max_participants": max_participants,
+              "caller_id_joins": caller_id_joins, "host_leaving_ends": host_leaving_ends,
+              "announce_entries": entry_tones, "record": record, "wait_url": wait_url}
     session = db.session()
-    series = session.get(MeetingSeries, series_id)
-    if series is None:
-        raise click.UsageError(f"there is no meeting series {series_id}")
-    if join_early is not None:
-        if not 0 <= join_early <= 120:
-            raise click.UsageError("--join-early is between 0 and 120 minutes")
-        series.join_early_minutes = join_early
-    if wait_url is not None:
-        if wait_url and not wait_url.startswith(("https://", "http://")):
-            raise click.UsageError("--wait-url must be an http(s) URL (or '' for Twilio's hold music)")
-        series.wait_url = wait_url or None
-    for field, value in (("max_participants", max_participants), ("caller_id_joins", caller_id_joins),
-                         ("host_leaving_ends", host_leaving_ends), ("announce_entries", entry_tones),
-                         ("record", record)):
-        if value is not None:
-            setattr(series, field, value)
+    try:
+        series = configure_series(session, series_id, **{k: v for k, v in chosen.items() if v is not None})
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
     session.commit()
     click.echo(f"meeting series {series.id} updated")
 
@@ -316,7 +369,9 @@ def meeting_configure(series_id, join_early, max_participants, caller_id_joins, 
 @click.argument("series_id", type=int)
 @click.argument("date", metavar="YYYY-MM-DD")
 def meeting_cancel(series_id, date):
-    """Cancel one meeting of a series (callers are told the next one)."""
+    """Cancel one meeting of a series.
+
+    Callers are then told when the next one is."""
     import datetime as dt
     from zoneinfo import ZoneInfo
     from telline import db
@@ -363,25 +418,76 @@ def meeting_unlock(number, caller):
 
 
 @meeting_group.command("roster")
-@click.argument("occurrence_id", type=int)
-def meeting_roster(occurrence_id):
-    """Who is on the call now (names as members chose them; numbers never shown)."""
-    from telline import db
+@click.argument("occurrence_id", type=int, metavar="MEETING_ID")
+def meeting_roster(occurrence_id: int) -> None:
+    """Who is on a meeting now.
+
+    Members by the name they chose; numbers are never shown."""
     from telline.voice.roster import roster
-    for line in roster(db.session(), occurrence_id):
+    for line in _meeting_report(occurrence_id, roster, f"nobody has joined meeting {occurrence_id}"):
         flags = " ".join(f for f, on in (("muted", line.muted), ("on-hold", line.on_hold),
                                           ("hand", line.hand_raised), ("left", not line.present)) if on)
         click.echo(f"{line.participant_id:>6}  {line.shown_as:<24} {line.role:<7} {flags}")
 
 
 @meeting_group.command("attendance")
-@click.argument("occurrence_id", type=int)
-def meeting_attendance(occurrence_id):
+@click.argument("occurrence_id", type=int, metavar="MEETING_ID")
+def meeting_attendance(occurrence_id: int) -> None:
     """Who attended a meeting and for how long."""
-    from telline import db
     from telline.voice.roster import attendance
-    for row in attendance(db.session(), occurrence_id):
+    for row in _meeting_report(occurrence_id, attendance, f"nobody attended meeting {occurrence_id}"):
         click.echo(f"{row.shown_as:<24} {row.role:<7} {row.minutes:>6.1f} min")
+
+
+def _meeting_report(occurrence_id: int, report: Callable[[Session, int], list[Row]], nobody: str) -> list[Row]:
+    """A report's rows on an existing meeting; an unknown id is an error, no rows are said so."""
+    from telline import db
+    from telline.models import MeetingOccurrence
+    session = db.session()
+    if session.get(MeetingOccurrence, occurrence_id) is None:
+        raise click.UsageError(f"there is no meeting {occurrence_id} (`telline meeting list` shows their ids)")
+    rows = report(session, occurrence_id)
+    if not rows:
+        click.echo(nobody)
+    return rows
+
+
+@meeting_group.command("list")
+@click.option("--group", "group_id", type=int, help="Only this group's meetings.")
+@click.option("--series", "series_id", type=int, help="Only this series' meetings.")
+@click.option("--upcoming", type=click.IntRange(0, 500), default=5, show_default=True,
+              help="How many meetings to come (one on now included).")
+@click.option("--past", type=click.IntRange(0, 500), default=5, show_default=True, help="How many past meetings.")
+def meeting_list(group_id: int | None, series_id: int | None, upcoming: int, past: int) -> None:
+    """Past and upcoming meetings, with the ids other commands take.
+
+    MEETING is what roster and attendance take; SERIES and the date are what cancel takes.
+    Times are the group's. A meeting has an id once someone called or it was cancelled."""
+    from telline import db
+    from telline.models import utcnow
+    from telline.scheduling.agenda import agenda
+    from telline.scheduling.series import InvalidSeries
+    try:
+        found = agenda(db.session(), utcnow(), group_id=group_id, series_id=series_id, upcoming=upcoming,
+                       past=past)
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
+    if not found.upcoming and not found.past:
+        click.echo("no meetings (`telline meeting create` schedules a series)")
+        return
+    row = "{:>8}  {:>6}  {:<28} {:<11} {:>8}".format
+    for title, entries in (("upcoming", found.upcoming), ("past", found.past)):
+        if title == "past":
+            click.echo("")
+        if not entries:
+            click.echo(f"{title}: none")
+            continue
+        click.echo(title)
+        click.echo(row("meeting", "series", "when (the group's time)", "status", "attended"))
+        for e in entries:
+            status = e.status or ("scheduled" if e.attended is None else "no callers")
+            click.echo(row(e.occurrence_id or "-", e.series_id, f"{e.local_start:%a %Y-%m-%d %H:%M %Z}", status,
+                           "-" if e.attended is None else e.attended))
 
 
 def main():

@@ -97,6 +97,9 @@ def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
         start, end = (dt.time(int(match[1]), int(match[2])), dt.time(int(match[3]), int(match[4])))
     except (TypeError, ValueError):
         raise InvalidGroup("Quiet hours look like 21:00-08:00 (local time), or 'none'.") from None
+    if start == end:  # all day or never? 'none' says never; a whole day without texts is no line at all
+        raise InvalidGroup(f"Quiet hours that start and end at the same time ({text.strip()}) say nothing: "
+                           "give an end such as 21:00-08:00, or 'none' for no quiet hours.")
     return start, end
 
 

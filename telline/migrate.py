@@ -8,6 +8,10 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The PostgreSQL advisory lock every migration takes first (migrations/env.py), so two
+# `telline db upgrade` started at once (two release jobs, two containers) run one after the
+# other: the second waits, then finds nothing left to do. Any fixed 64-bit key: "telline".
+MIGRATION_LOCK = int.from_bytes(b"telline", "big")
 
 
 def alembic_config(url: str | None = None, connection=None) -> Config:
@@ -20,8 +24,12 @@ def alembic_config(url: str | None = None, connection=None) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Migrate up to `revision`; returns the revision the database was at (None: empty), as
+    read under the migration lock, so of two upgrades at once only one reports the change."""
+    cfg = alembic_config(url)
+    command.upgrade(cfg, revision)
+    return cfg.attributes.get("revision_before")
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -143,8 +143,9 @@ def send(tasks: list[Send]) -> bool:
 
 
 def run(task_id: int) -> Any:
-    """The RQ job of every task: run its function, then delete its row. A task already done, or
-    a job the sweeper has since replaced, does nothing."""
+    """The RQ job of every task: run its function, then delete its row — unless the function returned
+    RQ's Retry (try again later: RQ reschedules this job). A task already done, or a job the sweeper
+    has since replaced, does nothing."""
     session = db.session()
     task = session.get(Task, task_id)
     if task is None:
@@ -155,6 +156,9 @@ def run(task_id: int) -> Any:
     func, args = _function(task.func), list(task.args)
     session.commit()  # hold no transaction while the work runs
     result = func(*args)
+    if isinstance(result, Retry):  # not done: RQ runs this same job again after the interval
+        session.commit()
+        return result
     session.execute(sa.delete(Task).where(Task.id == task_id))
     session.commit()
     return result

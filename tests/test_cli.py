@@ -97,21 +97,16 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
     try:
         deadline = time.monotonic() + 60
         private_url = None
-        while time.monotonic() < deadline and private_url is None:
+        while time.monotonic() < deadline and not any(line.startswith("telline: web on") for line in lines):
             line = proc.stdout.readline()
             lines.append(line)
             if "started a private one at" in line:
                 private_url = line.split("started a private one at ")[1].split()[0]
             assert proc.poll() is None, "".join(lines)
         assert private_url, "".join(lines)
-        health = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    health = (r.status, json.load(r))
-                    break
-            except OSError:
-                time.sleep(0.2)
+        # "running" is said once the web answers: no waiting after it.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            health = (r.status, json.load(r))
         assert health == (200, {"status": "ok", "database": "ok", "redis": "ok"}), "".join(lines)
         # The worker drains a queue on that private Redis.
         from rq import Queue
@@ -132,6 +127,63 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
     assert "  web |" in output and "worker |" in output
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(private_url, socket_connect_timeout=1).ping()
+
+
+@pytest.mark.slow
+def test_telline_run_on_a_port_in_use_says_so_and_starts_nothing(tmp_path, redis_url):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "telline", "run", "--port", str(port), "--web-workers", "1"],
+                           env=dict(os.environ, TELLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}",
+                                    TELLINE_REDIS_URL=redis_url, PYTHONPATH=str(REPO), TELLINE_LOG_FORMAT="text"),
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    output = r.stdout + r.stderr
+    assert r.returncode != 0, output
+    assert f"telline: 127.0.0.1:{port} is already in use" in r.stderr, output
+    assert "running" not in output and "Traceback" not in output and " web |" not in output, output
+    assert not (tmp_path / "run.sqlite3").exists()  # nothing was started, not even the migrations
+
+
+def test_db_upgrade_prints_one_line(tmp_path):
+    env = dict(os.environ, TELLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'one.sqlite3'}", TELLINE_LOG_FORMAT="json",
+               TELLINE_LOG_LEVEL="INFO")
+    for expected in (f"database at {migrate.head()} (was empty)", f"database at {migrate.head()} (already)"):
+        r = subprocess.run([sys.executable, "-m", "telline", "db", "upgrade"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert (r.stdout + r.stderr).splitlines() == [expected]
+
+
+@pytest.mark.postgres
+def test_two_upgrades_at_once_on_postgresql_one_waits_and_neither_fails():
+    """Both take the same advisory lock: the second waits for the first, then finds nothing to do.
+    The test holds the lock first, so both are surely waiting at once before either runs."""
+    from tests.conftest import fresh_postgres_database
+    with fresh_postgres_database("telline_upgrade") as url:
+        engine = sa.create_engine(url)
+        with engine.connect() as holder:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(migrate.MIGRATION_LOCK)))
+            env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_LOG_FORMAT="text")
+            upgrades = [subprocess.Popen([sys.executable, "-m", "telline", "db", "upgrade"], env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                        for _ in range(2)]
+            deadline = time.monotonic() + 60
+            waiting = 0
+            while time.monotonic() < deadline and waiting < 2:
+                waiting = holder.execute(sa.text(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted")).scalar()
+                assert all(p.poll() is None for p in upgrades), [p.communicate() for p in upgrades]
+                time.sleep(0.1)
+            assert waiting == 2
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(migrate.MIGRATION_LOCK)))
+            outputs = [p.communicate(timeout=60)[0] for p in upgrades]
+        engine.dispose()
+        assert [p.returncode for p in upgrades] == [0, 0], outputs
+        assert sorted(outputs) == [f"database at {migrate.head()} (already)\n",
+                                   f"database at {migrate.head()} (was empty)\n"]
+        assert migrate.current(url) == migrate.head()
 
 
 def test_telline_standin_serves_the_twilio_api_to_the_gateway(tmp_path):

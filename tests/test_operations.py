@@ -67,3 +67,23 @@ def test_metrics_still_answer_when_redis_is_down(database_url):
 @pytest.mark.parametrize("path", ["/livez", "/readyz", "/healthz", "/metrics"])
 def test_operations_routes_need_no_signature(client, path):
     assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_no_escape_codes_in_any_log_line(standin, fmt):
+    """The stand-in's request lines come from werkzeug, which colours status codes for a
+    terminal; a log line is read by a log shipper or a person's pager, not a terminal."""
+    import io
+    import logging
+    import requests
+    from telline import logs
+    out = io.StringIO()
+    logs.configure(fmt, "INFO", stream=out)
+    try:
+        requests.get(f"{standin.url}/no/such/page", timeout=5)
+        logging.getLogger("telline.test").warning("\x1b[31mred\x1b[0m and \x1b]0;a title\x07 text")
+    finally:
+        logs.configure(fmt, "INFO")
+    written = out.getvalue()
+    assert "404" in written and "red and  text" in written, written
+    assert "\x1b" not in written and "\\u001b" not in written and "\x07" not in written, written

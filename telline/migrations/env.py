@@ -6,8 +6,11 @@ telline.migrate, so the one source of the database URL stays telline.config.
 
 import contextlib
 
+import sqlalchemy as sa
 from alembic import context
+
 from telline.db import make_engine
+from telline.migrate import MIGRATION_LOCK
 from telline.models import Base, UTCDateTime
 
 config = context.config
@@ -55,7 +58,15 @@ def _render_item(type_, obj, _autogen_context):
     return False
 
 
+def _one_migration_at_a_time(connection) -> None:
+    """Wait for any other migration of this database to finish; the lock ends with this
+    transaction. PostgreSQL only: several machines migrate it; SQLite serves one."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
 def _run(connection) -> None:
+    _one_migration_at_a_time(connection)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -63,6 +74,7 @@ def _run(connection) -> None:
         compare_type=True,
         render_item=_render_item,
     )
+    config.attributes["revision_before"] = context.get_context().get_current_revision()
     with context.begin_transaction():
         context.run_migrations()
 

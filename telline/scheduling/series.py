@@ -1,21 +1,28 @@
-"""Recurring meetings: create a series, find its next start.
+"""Recurring meetings: create and configure a series, find its starts.
 
 A series stores its first start (UTC) and an RRULE. Recurrence is computed in the
 group's wall-clock time, so "Tuesdays at 19:00" stays 19:00 across DST changes.
+
+What makes a series is checked here, once, for the CLI and the JSON API alike: each
+refusal is one sentence a coordinator can act on, never a library's message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+import re
 import secrets
+from typing import TypedDict, Unpack
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrulebase, rrulestr
 from sqlalchemy.orm import Session
 
-from telline.models import Group, Line, MeetingOccurrence, MeetingSeries
+from telline.models import Group, Line, MeetingOccurrence, MeetingSeries, utcnow
 
 ACCESS_CODE_DIGITS = 7  # 10 million codes per line: not guessable in the tries a caller gets
 
@@ -24,8 +31,21 @@ class InvalidSeries(ValueError):
     pass
 
 
+class BridgeSettings(TypedDict, total=False):
+    """How a series' conference behaves; a setting left out is left as it is."""
+
+    join_early_minutes: int
+    max_participants: int
+    caller_id_joins: bool
+    host_leaving_ends: bool
+    announce_entries: bool
+    record: bool
+    wait_url: str  # '' for Twilio's hold music
+
+
 def create_series(session: Session, *, group: Group, line: Line, title: str, first_start_local: dt.datetime,
-                  rrule: str = "FREQ=WEEKLY", duration_minutes: int = 60) -> MeetingSeries:
+                  rrule: str = "FREQ=WEEKLY", duration_minutes: int = 60, now: dt.datetime | None = None,
+                  **settings: Unpack[BridgeSettings]) -> MeetingSeries:
     """first_start_local is naive, in the group's time zone (what a coordinator types)."""
     if first_start_local.tzinfo is not None:
         raise InvalidSeries("give the first start as the group's local time, without a zone")
@@ -33,25 +53,216 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
         raise InvalidSeries("the dial-in line belongs to another group")
     if not 5 <= duration_minutes <= 24 * 60:
         raise InvalidSeries("a meeting lasts between 5 minutes and 24 hours")
-    try:
-        rrulestr(rrule, dtstart=first_start_local)
-    except (ValueError, TypeError) as exc:
-        raise InvalidSeries(f"the recurrence rule {rrule!r} is not valid: {exc}") from None
     zone = ZoneInfo(group.timezone)
+    rule = checked_rule(rrule, first_start_local, zone, duration_minutes=duration_minutes, now=now or utcnow())
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
                            first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.timezone.utc),
-                           rrule=rrule, duration_minutes=duration_minutes)
+                           rrule=rule, duration_minutes=duration_minutes)
+    _apply(series, settings)
     series.access_code = _unused_code(session, line.id)
     series.host_pin = _unused_code(session, line.id, also_taken={series.access_code})
     session.add(series)
     return series
 
 
+def configure_series(session: Session, series_id: int, **settings: Unpack[BridgeSettings]) -> MeetingSeries:
+    """Change how a series' bridge behaves (nothing changes when a setting is refused)."""
+    series = session.get(MeetingSeries, series_id)
+    if series is None:
+        raise InvalidSeries(f"there is no meeting series {series_id}")
+    _apply(series, settings)
+    return series
+
+
+def _apply(series: MeetingSeries, settings: BridgeSettings) -> None:
+    early, most = settings.get("join_early_minutes"), settings.get("max_participants")
+    if early is not None and not 0 <= early <= 120:
+        raise InvalidSeries("callers may join between 0 and 120 minutes before the start")
+    if most is not None and not 2 <= most <= 250:
+        raise InvalidSeries("a meeting holds between 2 and 250 callers (Twilio's limit)")
+    url = settings.get("wait_url")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidSeries("the hold music must be an http(s) URL, or '' for Twilio's")
+        if len(url) > 500:
+            raise InvalidSeries("the hold music's URL has at most 500 characters")
+    for name, value in settings.items():
+        setattr(series, name, (value or None) if name == "wait_url" else value)
+
+
+# --- the recurrence rule ----------------------------------------------------------------
+# RFC 5545 §3.3.10: the parts a rule may have.
+RULE_PARTS = ("FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY",
+              "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST")
+# A meeting every hour (or minute) is a typo, not a plan: the slot would never end.
+MEETING_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# What a good value looks like, said when dateutil refuses one.
+_GOOD_VALUES = {
+    "BYDAY": "days are MO, TU, WE, TH, FR, SA, SU, each with an optional number (2TU: the second Tuesday, "
+             "-1FR: the last Friday)",
+    "BYMONTHDAY": "days of the month are 1 to 31, or -1 to -31 counted from the end",
+    "BYMONTH": "months are 1 to 12",
+    "BYYEARDAY": "days of the year are 1 to 366, or -1 to -366 counted from the end",
+    "BYWEEKNO": "weeks are 1 to 53, or -1 to -53 counted from the end",
+    "BYSETPOS": "positions are 1 to 366, or -1 to -366 counted from the end",
+    "BYHOUR": "hours are 0 to 23",
+    "BYMINUTE": "minutes are 0 to 59",
+    "BYSECOND": "seconds are 0 to 59",
+    "WKST": "the week starts on MO, TU, WE, TH, FR, SA or SU",
+    "UNTIL": "it is a date (20270630), a local time (20270630T190000) or a UTC time (20270630T170000Z)",
+}
+
+
+def checked_rule(rrule: str, first_start_local: dt.datetime, zone: ZoneInfo, *, duration_minutes: int,
+                 now: dt.datetime) -> str:
+    """The rule as stored — names in upper case, UNTIL in the group's wall-clock time — or
+    InvalidSeries saying in one sentence what is wrong with it."""
+    text = re.sub(r"(?i)^\s*RRULE:", "", rrule).strip()
+    if "\n" in text or ":" in text:
+        raise InvalidSeries("give one rule, such as FREQ=WEEKLY;BYDAY=TU (no DTSTART, no second RRULE)")
+    parts: dict[str, str] = {}
+    for part in text.split(";"):
+        name, equals, value = (piece.strip().upper() for piece in part.partition("="))
+        if not (name and equals and value):
+            raise InvalidSeries(f"each part of the rule looks like NAME=VALUE, separated by ';' "
+                                f"(FREQ=WEEKLY;BYDAY=TU), and {part!r} does not")
+        if name not in RULE_PARTS:
+            raise InvalidSeries(f"{name} is not part of a recurrence rule (RFC 5545 has {', '.join(RULE_PARTS)})")
+        if name in parts:
+            raise InvalidSeries(f"the rule gives {name} twice")
+        parts[name] = value
+    freq = parts.get("FREQ")
+    if freq is None:
+        raise InvalidSeries(f"the rule needs FREQ={', '.join(MEETING_FREQUENCIES)} (e.g. FREQ=WEEKLY;BYDAY=TU)")
+    if freq not in MEETING_FREQUENCIES:
+        raise InvalidSeries(f"meetings repeat DAILY, WEEKLY, MONTHLY or YEARLY, not {freq}")
+    for name in ("COUNT", "INTERVAL"):
+        if name in parts and not (parts[name].isdigit() and int(parts[name]) >= 1):
+            raise InvalidSeries(f"{name} is a whole number from 1, not {parts[name]}")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise InvalidSeries("give COUNT or UNTIL, not both (RFC 5545)")
+    if "UNTIL" in parts:
+        parts["UNTIL"] = _wall_until(parts["UNTIL"], zone)
+    for name, value in parts.items():  # one part at a time, to say which one dateutil refuses
+        try:
+            rrulestr(f"FREQ={freq};{name}={value}", dtstart=first_start_local)
+        except (ValueError, TypeError):
+            raise InvalidSeries(f"{name}={value} is not valid: {_GOOD_VALUES.get(name, 'see RFC 5545')}") from None
+    stored = ";".join(f"{name}={value}" for name, value in parts.items())
+    try:
+        rule = rrulestr(stored, dtstart=first_start_local)
+    except (ValueError, TypeError):  # each part is fine alone, not together
+        raise InvalidSeries(f"the parts of {stored} do not go together (RFC 5545)") from None
+    _will_meet(rule, _wall(now, zone) - dt.timedelta(minutes=duration_minutes))
+    _does_not_overlap_itself(rule, first_start_local, duration_minutes)
+    return stored
+
+
+def _wall_until(value: str, zone: ZoneInfo) -> str:
+    """UNTIL as the group's wall-clock time: with a floating DTSTART (ours) RFC 5545 wants UNTIL
+    floating too. A UTC time (…Z) is converted; a date alone means the end of that day."""
+    try:
+        if value.endswith("Z"):
+            moment = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            return f"{moment.astimezone(zone):%Y%m%dT%H%M%S}"
+        if len(value) == 8:
+            return f"{dt.datetime.strptime(value, '%Y%m%d'):%Y%m%d}T235959"
+        return f"{dt.datetime.strptime(value, '%Y%m%dT%H%M%S'):%Y%m%dT%H%M%S}"
+    except ValueError:
+        raise InvalidSeries(f"UNTIL={value} is not valid: {_GOOD_VALUES['UNTIL']}") from None
+
+
+def _will_meet(rule: rrulebase, after_local: dt.datetime) -> None:
+    if rule.after(after_local, inc=True) is not None:
+        return
+    last = rule.before(after_local)
+    if last is None:
+        raise InvalidSeries("this rule gives no meeting at all (a day that never comes, such as "
+                            "BYMONTH=2;BYMONTHDAY=31?)")
+    raise InvalidSeries(f"its last meeting was {last:%a %Y-%m-%d %H:%M}: the series would never meet again "
+                        "(check the first date, COUNT and UNTIL)")
+
+
+def _does_not_overlap_itself(rule: rrulebase, first_start_local: dt.datetime, duration_minutes: int) -> None:
+    starts = list(rule.xafter(first_start_local, count=400, inc=True))
+    length = dt.timedelta(minutes=duration_minutes)
+    for one, following in itertools.pairwise(starts):
+        if following - one < length:
+            raise InvalidSeries(f"its meetings would overlap: one starts {one:%a %Y-%m-%d %H:%M}, the next "
+                                f"{following:%H:%M}, and each lasts {duration_minutes} minutes")
+
+
+def overlapping(session: Session, series: MeetingSeries, now: dt.datetime,
+                horizon: dt.timedelta = dt.timedelta(days=366)) -> list[tuple[MeetingSeries, dt.datetime]]:
+    """Other active series on the same line that meet while this one does, in the coming year,
+    each with the first moment they do. Allowed — callers are told apart by their codes — but a
+    coordinator may not mean it."""
+    session.flush()
+    zone = ZoneInfo(series.group.timezone)
+    mine = _spans(series, zone, now, horizon)
+    found = []
+    for other in session.scalars(sa.select(MeetingSeries).where(
+            MeetingSeries.line_id == series.line_id, MeetingSeries.id != series.id,
+            MeetingSeries.active.is_(True)).order_by(MeetingSeries.id)):
+        first = _first_overlap(mine, _spans(other, zone, now, horizon))
+        if first is not None:
+            found.append((other, first))
+    return found
+
+
+def _spans(series: MeetingSeries, zone: ZoneInfo, now: dt.datetime,
+           horizon: dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]]:
+    length = dt.timedelta(minutes=series.duration_minutes)
+    rule = _rule(series.rrule, _wall(series.first_start, zone)).rule
+    starts = rule.between(_wall(now - length, zone), _wall(now + horizon, zone), inc=True)
+    return [(_utc(start, zone), _utc(start, zone) + length) for start in starts]
+
+
+def _first_overlap(a: list[tuple[dt.datetime, dt.datetime]],
+                   b: list[tuple[dt.datetime, dt.datetime]]) -> dt.datetime | None:
+    """Both sorted: walk them together, the one that ends first steps on."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][0] < b[j][1] and b[j][0] < a[i][1]:
+            return max(a[i][0], b[j][0])
+        if a[i][1] <= b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return None
+
+
 def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
     """The first start at or after `after` (aware), as an aware UTC datetime."""
-    rule = _rule(series.rrule, series.first_start.astimezone(zone).replace(tzinfo=None))
-    found = rule.after(after.astimezone(zone).replace(tzinfo=None))
-    return found.replace(tzinfo=zone).astimezone(dt.timezone.utc) if found else None
+    found = _rule(series.rrule, _wall(series.first_start, zone)).after(_wall(after, zone))
+    return _utc(found, zone) if found else None
+
+
+def starts_from(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime, count: int) -> list[dt.datetime]:
+    """The first `count` starts at or after `after` (aware), soonest first, as aware UTC datetimes."""
+    rule = _rule(series.rrule, _wall(series.first_start, zone)).rule
+    return [_utc(start, zone) for start in rule.xafter(_wall(after, zone), count=count, inc=True)]
+
+
+def starts_before(series: MeetingSeries, zone: ZoneInfo, before: dt.datetime, count: int) -> list[dt.datetime]:
+    """The last `count` starts at or before `before` (aware), latest first, as aware UTC datetimes."""
+    rule = _rule(series.rrule, _wall(series.first_start, zone)).rule
+    found: list[dt.datetime] = []
+    at = _wall(before, zone)
+    while len(found) < count and (start := rule.before(at, inc=not found)) is not None:
+        found.append(start)
+        at = start
+    return [_utc(start, zone) for start in found]
+
+
+def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """An aware moment as the naive wall-clock time the rule is computed in."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    return wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
 
 
 class _Rule:

@@ -57,7 +57,7 @@ def deliver_batch(message_ids: list[int]) -> dict[str, int]:
         _later(session, in_flight)
         tally["submitting"] += len(in_flight)
     for message_id in by_deliver:
-        tally[_one_by_one(session, message_id, delivery.deliver)] += 1
+        tally[_one_by_one(session, message_id, delivery.attempt)] += 1
     for line, chunk in _chunks(ready):
         _send_chunk(session, line, chunk, tally)
     return dict(tally)
@@ -139,7 +139,7 @@ def _send_chunk(session: Session, line: sa.Row, chunk: list[sa.Row], tally: Coun
     try:
         for row in chunk:
             if row.id not in claimed:  # opted out since, or another job has it: deliver() says which
-                tally[_one_by_one(session, row.id, delivery.deliver)] += 1
+                tally[_one_by_one(session, row.id, delivery.attempt)] += 1
                 continue
             line_busy = line_busy or not delivery.limiter().acquire(
                 line.phone_number, line.sms_rate, cost=rate.cost(line.sms_rate_unit, row.segments),

@@ -20,19 +20,19 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from rq import Retry
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from telline import db, phone
+from telline import db, phone, tasks
 from telline.models import Group, Line, Member, Message, utcnow
-from telline import tasks
 from telline.queue import queues
 from telline.sms import consent, rate
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed
 from telline.sms.rate import SenderRateLimiter
 from telline.sms.status import apply_known_events
-from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway
+from telline.twilio.gateway import OutcomeUnknown, TwilioError, TwilioNotConfigured, gateway
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,25 @@ NOT_TEXTABLE = {21211: "invalid", 21614: "landline", 21635: "landline"}
 
 
 class SendRetry(Exception):
-    """Twilio asked us to slow down or failed on its side: RQ retries with backoff."""
+    """Twilio asked us to slow down, failed on its side, or could not be reached: try later."""
 
 
 @tasks.durable
-def deliver(message_id: int) -> str:
-    """Send one text if it still needs sending. Returns the row's status (for logs and tests)."""
+def deliver(message_id: int) -> str | Retry:
+    """The job: send one text if it still needs sending; returns the row's status.
+
+    A try that must be repeated (SendRetry, or an outcome still unknown) returns RQ's Retry
+    instead of raising: RQ reschedules it with the backoff all the same, and an expected,
+    handled failure costs one log line (ours) instead of a traceback per attempt."""
+    try:
+        return attempt(message_id)
+    except (SendRetry, OutcomeUnknown):
+        return retry_policy()
+
+
+def attempt(message_id: int) -> str:
+    """One try at a text. Returns the row's status; raises SendRetry or OutcomeUnknown when it
+    must be tried again (deliver turns them into RQ's Retry; a batch gives the text its own job)."""
     session = db.session()
     msg = session.get(Message, message_id)
     if msg is None or msg.direction != "outbound":
@@ -192,6 +205,8 @@ def _handed_over(session: Session, msg: Message, sid: str, status: str | None) -
 
 def _refused_by_twilio(session: Session, msg: Message, member: Member | None, exc: TwilioError) -> str:
     msg.error_code, msg.error_message = exc.code, exc.message[:255]
+    if isinstance(exc, TwilioNotConfigured):  # not sent, and not retried: the row says why
+        return _finish(session, msg, "refused", message=f"not sent: {exc.message}")
     if exc.code == OPTED_OUT:
         consent.record(session, msg.to_number, consent.OPT_OUT, "carrier", detail="Twilio error 21610")
         return _finish(session, msg, "refused", code=exc.code, message="the number opted out (21610)")
@@ -202,8 +217,9 @@ def _refused_by_twilio(session: Session, msg: Message, member: Member | None, ex
     if exc.retryable and msg.attempts < MAX_ATTEMPTS:
         msg.status = "retrying"
         session.commit()
-        log.warning("Twilio asked to retry", extra={"message_id": msg.id, "status": exc.status,
-                                                      "code": exc.code, "attempt": msg.attempts})
+        log.warning("could not reach Twilio; will retry" if exc.unreachable else "Twilio asked to retry",
+                    extra={"message_id": msg.id, "status": exc.status, "code": exc.code, "error": exc.message,
+                           "attempt": msg.attempts})
         raise SendRetry(str(exc)) from exc
     return _finish(session, msg, "failed", code=exc.code, message=exc.message)
 

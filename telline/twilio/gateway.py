@@ -12,6 +12,10 @@ Errors come out as two kinds, because the caller must treat them differently:
   before retrying (creating a message is not idempotent).
 A connection that could not even be opened is a TwilioError with status 0: it
 is safe to retry.
+
+With no Twilio account configured (the development defaults and no stand-in: a laptop's
+`telline run`) nothing is sent anywhere: every call raises TwilioNotConfigured before
+any request, rather than asking the real api.twilio.com with a fake account.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from telline.config import Settings
+
 log = logging.getLogger(__name__)
 EXTENSION = "telline.gateway"
 
@@ -45,6 +51,36 @@ class TwilioError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status in (0, 429) or self.status >= 500 or self.code in RETRYABLE_CODES
+
+    @property
+    def unreachable(self) -> bool:
+        """No answer from Twilio at all (DNS, refused, timeout), not Twilio's own "later"."""
+        return self.status == 0
+
+
+class TwilioNotConfigured(TwilioError):
+    """No Twilio account to send with: nothing was, or will be, sent until one is configured."""
+
+    def __init__(self, reason: str):
+        super().__init__(0, None, reason)
+
+    @property
+    def retryable(self) -> bool:
+        return False  # nothing changes until an operator sets the credentials and restarts
+
+
+def not_configured(settings: Settings) -> str | None:
+    """Why these settings must not talk to Twilio's real API, or None when they may."""
+    if settings.twilio_api_base_url:
+        return None  # a stand-in: whatever credentials it accepts will do
+    defaults = [name for name, value, default in (
+        ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid, settings.DEV_ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token, settings.DEV_AUTH_TOKEN)) if value in ("", default)]
+    if not defaults:
+        return None
+    return (f"Twilio is not configured: {' and '.join(defaults)} "
+            f"{'is the development default' if len(defaults) == 1 else 'are the development defaults'}"
+            " and TWILIO_API_BASE_URL is unset")
 
 
 class OutcomeUnknown(Exception):
@@ -77,9 +113,10 @@ class _BaseUrlHttpClient(TwilioHttpClient):
 
 class TwilioGateway:
     def __init__(self, account_sid: str, auth_token: str, api_base_url: str | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, not_configured: str | None = None):
         self.account_sid = account_sid
         self.api_base_url = api_base_url
+        self.not_configured = not_configured  # why nothing may be sent (see not_configured()), or None
         self.client = Client(account_sid, auth_token,
                              http_client=_BaseUrlHttpClient(api_base_url, timeout))
         # twilio-python imports its API modules on first use (~80 ms): do it now, in the
@@ -151,6 +188,8 @@ class TwilioGateway:
     def _call(self, fn, /, *, read_only: bool = False, **kwargs):
         """Call the client; map its failures. A read that got no answer is simply
         retryable (status 0); only a write can have an unknown outcome."""
+        if self.not_configured:
+            raise TwilioNotConfigured(self.not_configured)
         try:
             return fn(**kwargs)
         except TwilioRestException as exc:
@@ -163,7 +202,9 @@ class TwilioGateway:
         except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
             raise TwilioError(0, None, f"could not reach Twilio: {type(exc).__name__}") from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            if read_only or (isinstance(exc, requests.exceptions.ConnectionError) and _never_sent(exc)):
+            if isinstance(exc, requests.exceptions.ConnectionError) and _never_sent(exc):
+                raise TwilioError(0, None, f"could not reach Twilio: {_reason(exc)}") from exc
+            if read_only:
                 raise TwilioError(0, None, f"no answer from Twilio: {type(exc).__name__}") from exc
             raise OutcomeUnknown(str(exc)) from exc
 
@@ -174,6 +215,18 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
     return isinstance(reason, urllib3.exceptions.NewConnectionError)  # includes NameResolutionError
+
+
+def _reason(exc: requests.exceptions.ConnectionError) -> str:
+    """What stopped the connection, in a word an operator can act on."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "its name did not resolve (DNS)"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return "the connection was refused or failed"
+    return type(exc).__name__
 
 
 def _error_body(text: str) -> tuple[int | None, str]:
@@ -193,7 +246,7 @@ def _int_or_none(value) -> int | None:
 
 def init_app(app: Flask, settings) -> TwilioGateway:
     gateway = TwilioGateway(settings.twilio_account_sid, settings.twilio_auth_token,
-                            settings.twilio_api_base_url)
+                            settings.twilio_api_base_url, not_configured=not_configured(settings))
     app.extensions[EXTENSION] = gateway
     return gateway
 

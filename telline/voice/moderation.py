@@ -73,7 +73,7 @@ def _live(session: Session, occurrence_id: int) -> MeetingOccurrence:
 
 # --- the jobs (ids in, rows re-read) ------------------------------------------------
 @durable
-def participant_job(participant_id: int, action: str) -> str:
+def participant_job(participant_id: int, action: str) -> str | Retry:
     p = db.session().get(ConferenceParticipant, participant_id)
     if p is None or p.left_at is not None:
         return "gone"
@@ -85,7 +85,7 @@ def participant_job(participant_id: int, action: str) -> str:
 
 
 @durable
-def mute_all_job(occurrence_id: int) -> int:
+def mute_all_job(occurrence_id: int) -> int | Retry:
     session = db.session()
     present = session.scalars(sa.select(ConferenceParticipant).where(
         ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.left_at.is_(None),
@@ -93,13 +93,15 @@ def mute_all_job(occurrence_id: int) -> int:
         ConferenceParticipant.muted.is_(False)))
     done = 0
     for p in present:
-        if _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, muted=True), "mute") == "done":
-            done += 1
+        outcome = _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, muted=True), "mute")
+        if isinstance(outcome, Retry):
+            return outcome  # all again later: muting one already muted is harmless
+        done += outcome == "done"
     return done
 
 
 @durable
-def announce_job(announcement_id: int) -> str:
+def announce_job(announcement_id: int) -> str | Retry:
     session = db.session()
     row = session.get(Announcement, announcement_id)
     occurrence = session.get(MeetingOccurrence, row.occurrence_id)
@@ -112,7 +114,7 @@ def announce_job(announcement_id: int) -> str:
 
 
 @durable
-def announce_name_job(call_id: int) -> str:
+def announce_name_job(call_id: int) -> str | Retry:
     """Play a caller's recorded first name to the room as they join (the record_names option)."""
     session = db.session()
     call = session.get(Call, call_id)
@@ -126,14 +128,16 @@ def announce_name_job(call_id: int) -> str:
 
 
 @durable
-def end_job(occurrence_id: int) -> str:
+def end_job(occurrence_id: int) -> str | Retry:
     occurrence = db.session().get(MeetingOccurrence, occurrence_id)
     if occurrence.status != "live":
         return "already over"
     return _twilio(lambda: gateway().update_conference(occurrence.conference_sid, status="completed"), "end")
 
 
-def _twilio(call, action: str) -> str:
+def _twilio(call, action: str) -> str | Retry:
+    """Make one request; "done", "gone" or "refused" — or RQ's Retry, returned rather than raised
+    so that RQ retries the job with one log line (ours), not a traceback per attempt."""
     db.session().commit()  # rows are read: hold no transaction while Twilio answers
     try:
         call()
@@ -142,7 +146,9 @@ def _twilio(call, action: str) -> str:
             log.info("moderation target gone", extra={"action": action})
             return "gone"
         if exc.retryable:
-            raise  # RQ retries it
-        log.warning("moderation refused", extra={"action": action, "code": exc.code})
+            log.warning("could not reach Twilio; will retry" if exc.unreachable else "Twilio asked to retry",
+                        extra={"action": action, "status": exc.status, "code": exc.code})
+            return _RETRY
+        log.warning("moderation refused", extra={"action": action, "code": exc.code, "reason": exc.message})
         return "refused"
     return "done"

@@ -41,7 +41,7 @@ def test_cancel_one_meeting(runner, session, group, line):
 
 @pytest.mark.parametrize("args,message", [
     (["--first", "tomorrow"], "2026-12-01 19:00"),
-    (["--first", "2026-12-01 19:00", "--rrule", "FREQ=SOMETIMES"], "not valid"),
+    (["--first", "2026-12-01 19:00", "--rrule", "FREQ=SOMETIMES"], "DAILY, WEEKLY, MONTHLY or YEARLY, not SOMETIMES"),
     (["--first", "2026-12-01 19:00", "--duration", "1"], "between 5 minutes"),
 ])
 def test_bad_schedules_are_explained_and_nothing_is_written(runner, session, group, line, args, message):
@@ -61,3 +61,55 @@ def test_bad_settings_are_refused(runner, session, group, line):
     assert run(runner, "meeting", "configure", series.id, "--max-participants", 300).exit_code == 2
     assert run(runner, "meeting", "configure", series.id, "--wait-url", "ftp://x").exit_code == 2
     assert run(runner, "meeting", "configure", 9999, "--record").exit_code == 2
+
+
+@pytest.mark.parametrize("first,rrule,says", [
+    ("2025-01-07 19:00", "FREQ=WEEKLY;COUNT=3", "would never meet again"),
+    ("2026-12-01 19:00", "FREQ=WEEKLY;INTERVAL=0", "INTERVAL is a whole number from 1"),
+    ("2026-12-01 19:00", "FREQ=WEEKLY;COUNT=0", "COUNT is a whole number from 1"),
+    ("2026-12-01 19:00", "FREQ=HOURLY", "DAILY, WEEKLY, MONTHLY or YEARLY, not HOURLY"),
+    ("2026-12-01 19:00", "FREQ=MINUTELY", "not MINUTELY"),
+    ("2026-12-01 19:00", "FREQ=SECONDLY", "not SECONDLY"),
+    ("2026-12-01 19:00", "FREQ=WEEKLY;BYDAY=XX", "days are MO, TU, WE, TH, FR, SA, SU"),
+])
+def test_schedules_that_would_not_work_are_refused_with_one_sentence(runner, session, group, line, first, rrule,
+                                                                      says):
+    r = run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", first, "--rrule", rrule)
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert "invalid '" not in r.output
+    assert session.scalars(sa.select(MeetingSeries)).all() == []
+
+
+def test_a_utc_until_is_accepted(runner, session, group, line):
+    r = run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", "2027-01-05 19:00",
+            "--rrule", "FREQ=WEEKLY;UNTIL=20270601T180000Z")
+    assert r.exit_code == 0, r.output
+    assert session.scalar(sa.select(MeetingSeries.rrule)) == "FREQ=WEEKLY;UNTIL=20270601T190000"  # London, BST
+
+
+def test_two_series_at_the_same_time_on_one_line_get_a_warning(runner, session, group, line):
+    first = run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", "2027-01-05 19:00")
+    assert first.exit_code == 0 and "warning" not in first.output
+    r = run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", "2027-01-05 19:30",
+            "--rrule", "FREQ=DAILY", "--duration", "30")
+    assert r.exit_code == 0, r.output
+    first_id = session.scalar(sa.select(sa.func.min(MeetingSeries.id)))
+    assert (f"warning: meeting series {first_id} meets on this line at the same time (first: Tue 2027-01-05 19:30"
+            in r.stderr)
+    assert len(session.scalars(sa.select(MeetingSeries)).all()) == 2
+
+
+def test_configure_refuses_what_the_domain_refuses(runner, session, group, line):
+    run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", "2027-01-05 19:00")
+    series = session.scalar(sa.select(MeetingSeries))
+    r = run(runner, "meeting", "configure", series.id, "--join-early", 500)
+    assert r.exit_code == 2 and "between 0 and 120 minutes" in r.output
+    r = run(runner, "meeting", "configure", series.id, "--wait-url", "https://example.org/" + "a" * 500)
+    assert r.exit_code == 2 and "at most 500 characters" in r.output
+    session.refresh(series)
+    assert (series.join_early_minutes, series.wait_url) == (10, None)
+
+
+def test_quiet_hours_that_start_when_they_end_are_refused(runner, session, group):
+    r = run(runner, "group", "configure", group.id, "--quiet-hours", "21:00-21:00")
+    assert r.exit_code == 2 and "start and end at the same time" in r.output

@@ -6,34 +6,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response
 
 from telline import db, metrics
 from telline.sms.inbound import IncomingText, handle_text
 from telline.sms.router import router
 from telline.sms.status import RANK, record_status
-from telline.twilio import twiml
+from telline.twilio import form, twiml
 
 bp = Blueprint("sms", __name__)
 
-
-def _sid(field: str, prefixes: tuple[str, ...]) -> str:
-    sid = request.form.get(field, "").strip()
-    if not sid.startswith(prefixes) or len(sid) > 34:
-        metrics.WEBHOOKS.labels(route="sms", outcome="bad_request").inc()
-        abort(400, f"{field} missing or malformed")
-    return sid
+MESSAGE_SID_PREFIXES = ("SM", "MM")
+MAX_MEDIA = 10  # Twilio's limit per message: a larger count was not sent by Twilio
+OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})  # Advanced Opt-Out's OptOutType
+STATUSES = frozenset(RANK)
 
 
 @bp.post("/sms")
 def incoming_text():
-    try:
-        num_media = max(0, int(request.form.get("NumMedia") or 0))
-    except ValueError:
-        num_media = 0
-    text = IncomingText(message_sid=_sid("MessageSid", ("SM", "MM")), from_raw=request.form.get("From"),
-                        to_raw=request.form.get("To"), body=request.form.get("Body"), num_media=num_media,
-                        opt_out_type=(request.form.get("OptOutType") or "").upper() or None)
+    text = IncomingText(message_sid=form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms"),
+                        from_raw=form.text("From"), to_raw=form.text("To"), body=form.text("Body"),
+                        num_media=min(form.whole_number("NumMedia", high=None) or 0, MAX_MEDIA),
+                        opt_out_type=form.choice("OptOutType", OPT_OUT_TYPES, case="upper"))
     handled_by = handle_text(db.session(), router(), text)
     metrics.WEBHOOKS.labels(route="sms", outcome=handled_by).inc()
     # Replies go through the outbound pipeline (tracked, rate-limited): nothing in the TwiML.
@@ -42,15 +36,11 @@ def incoming_text():
 
 @bp.post("/sms/status")
 def message_status():
-    sid = _sid("MessageSid", ("SM", "MM"))
-    status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip().lower()
-    if status not in RANK:
-        metrics.WEBHOOKS.labels(route="sms_status", outcome="bad_request").inc()
-        abort(400, "unknown MessageStatus")
-    try:
-        error_code = int(request.form.get("ErrorCode") or 0) or None
-    except ValueError:
-        error_code = None
-    fresh = record_status(db.session(), sid, status, error_code)
+    sid = form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms_status")
+    status = form.choice("MessageStatus", STATUSES) or form.choice("SmsStatus", STATUSES)
+    if status is None:
+        form.refuse("sms_status", "unknown MessageStatus")
+    # A code that is not a plausible Twilio error code is kept as unknown: the status still counts.
+    fresh = record_status(db.session(), sid, status, form.whole_number("ErrorCode", low=1))
     metrics.WEBHOOKS.labels(route="sms_status", outcome=status if fresh else "duplicate").inc()
     return Response(status=204)

@@ -19,7 +19,8 @@ from flask import Blueprint, Response, abort, current_app, request
 from telline import db, metrics
 from telline.queue import queues
 from telline.texts import say_language, t
-from telline.twilio import twiml
+from telline.twilio import form, twiml
+from telline.twilio.form import INT32_MAX
 from telline.voice import roster
 from telline.voice import dialout
 from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
@@ -39,12 +40,17 @@ def _base_url() -> str:
     return current_app.config["TELLINE"].public_url or request.url_root.rstrip("/")
 
 
+# What Twilio says a call is doing; anything else in CallStatus is read as absent.
+CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer",
+                           "canceled"})
+
+
 def _call_sid() -> str:
-    sid = request.form.get("CallSid", "").strip()
-    if not sid.startswith("CA") or len(sid) > 34:
-        metrics.WEBHOOKS.labels(route="voice", outcome="bad_request").inc()
-        abort(400, "CallSid missing or malformed")
-    return sid
+    return form.sid("CallSid", ("CA",), "voice")
+
+
+def _call_status() -> str | None:
+    return form.choice("CallStatus", CALL_STATUSES)
 
 
 def _lockout() -> Lockout:
@@ -53,23 +59,21 @@ def _lockout() -> Lockout:
 
 @bp.post("/voice")
 def incoming_call():
-    answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=request.form.get("From"),
-                          to_raw=request.form.get("To"), status=request.form.get("CallStatus"),
-                          base_url=_base_url())
+    answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=form.text("From"), to_raw=form.text("To"),
+                          status=_call_status(), base_url=_base_url())
     return _render(answer)
 
 
 @bp.post("/voice/code")
 def code_entered():
-    answer = enter_code(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
-                        from_raw=request.form.get("From"), to_raw=request.form.get("To"),
-                        status=request.form.get("CallStatus"), base_url=_base_url(), lockout=_lockout())
+    answer = enter_code(db.session(), call_sid=_call_sid(), digits=form.text("Digits"), from_raw=form.text("From"),
+                        to_raw=form.text("To"), status=_call_status(), base_url=_base_url(), lockout=_lockout())
     return _render(answer)
 
 
 @bp.post("/voice/remind")
 def reminder_requested():
-    language, reminded = request_reminder(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"))
+    language, reminded = request_reminder(db.session(), call_sid=_call_sid(), digits=form.text("Digits"))
     metrics.WEBHOOKS.labels(route="voice", outcome="reminder_set" if reminded else "no_reminder").inc()
     return _twiml(twiml.say_then_hangup(t("voice.reminder_set" if reminded else "voice.goodbye", language),
                                         say_language(language)))
@@ -77,26 +81,24 @@ def reminder_requested():
 
 @bp.post("/voice/conference")
 def conference_event():
-    try:
-        sequence = int(request.form.get("SequenceNumber", ""))
-    except ValueError:
-        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
-        abort(400, "SequenceNumber missing or not a number")
+    sequence = form.whole_number("SequenceNumber")
+    if sequence is None:
+        form.refuse("conference", "SequenceNumber missing or not a number")
     event = roster.ConferenceEvent(
-        conference_sid=request.form.get("ConferenceSid", "").strip(),
-        friendly_name=request.form.get("FriendlyName", "").strip(),
-        kind=request.form.get("StatusCallbackEvent", "").strip(),
-        sequence=sequence, call_sid=(request.form.get("CallSid") or "").strip() or None,
-        muted=request.form.get("Muted"), hold=request.form.get("Hold"), timestamp=request.form.get("Timestamp"))
-    if not event.conference_sid.startswith("CF") or not event.kind:
-        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
-        abort(400, "ConferenceSid or StatusCallbackEvent missing")
+        conference_sid=form.sid("ConferenceSid", ("CF",), "conference"),
+        friendly_name=(form.text("FriendlyName") or "").strip(),
+        kind=(form.text("StatusCallbackEvent") or "").strip(),
+        sequence=sequence, call_sid=form.optional_sid("CallSid", ("CA",), "conference"),
+        muted=form.text("Muted"), hold=form.text("Hold"), timestamp=form.text("Timestamp"))
+    if not event.kind:
+        form.refuse("conference", "StatusCallbackEvent missing")
     outcome = roster.apply(db.session(), event)
     metrics.WEBHOOKS.labels(route="conference", outcome=outcome).inc()
     return Response(status=204)
 
 
-@bp.post("/voice/announcement/<int:announcement_id>")
+# Ids past the columns' range match no route (404) instead of reaching the database.
+@bp.post(f"/voice/announcement/<int(max={INT32_MAX}):announcement_id>")
 def announcement(announcement_id: int):
     found = roster.announcement_text(db.session(), announcement_id)
     if found is None:
@@ -107,11 +109,11 @@ def announcement(announcement_id: int):
 
 @bp.post("/voice/name")
 def name_done():
-    return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=request.form.get("RecordingUrl"),
+    return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=form.text("RecordingUrl"),
                                  base_url=_base_url()))
 
 
-@bp.post("/voice/name-announcement/<int:call_id>")
+@bp.post(f"/voice/name-announcement/<int(max={INT32_MAX}):call_id>")
 def name_announcement(call_id: int):
     found = roster.name_recording(db.session(), call_id)
     if found is None:
@@ -127,14 +129,13 @@ def dialout_answered():
 
 @bp.post("/voice/dialout/join")
 def dialout_pressed():
-    return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
+    return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=form.text("Digits"),
                                    base_url=_base_url()))
 
 
 @bp.post("/voice/dialout/status")
 def dialout_status():
-    texted = dialout.call_ended(db.session(), call_sid=_call_sid(),
-                                status=(request.form.get("CallStatus") or "").strip().lower() or "completed")
+    texted = dialout.call_ended(db.session(), call_sid=_call_sid(), status=_call_status() or "completed")
     metrics.WEBHOOKS.labels(route="dialout", outcome="texted" if texted else "reached").inc()
     return Response(status=204)
 

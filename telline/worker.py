@@ -50,6 +50,12 @@ def _app() -> Flask:
 class _AppContextPerJob:
     app: Flask | None = None
 
+    def bootstrap(self, *args, **kwargs):
+        # Build the app before the first job, so that RQ's own CLI refuses bad settings at start-up
+        # (telline.config), as `telline worker` does, rather than failing every job.
+        self.app = self.app or _app()
+        return super().bootstrap(*args, **kwargs)
+
     def perform_job(self, job, queue, execution):
         # A fresh app context per job: its own db session, torn down after the job.
         with (self.app or _app()).app_context():

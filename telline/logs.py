@@ -1,7 +1,8 @@
 """Structured logs: one JSON object a line, phone numbers masked, the RQ job id on job lines.
 
-Masking happens in a filter on the handler, so a number slipped into a message
-by any library (or by us, by mistake) is masked before it is written.
+Masking happens in the formatters, on the whole line as written — message, every extra field
+(whatever its type), traceback and stack — so a number slipped into a line by any library (or
+by us, by mistake), in any encoding, is masked before it is written.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from typing import IO
 
 from telline.phone import mask_numbers_in
 
@@ -17,13 +19,8 @@ from telline.phone import mask_numbers_in
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-class MaskAndTag(logging.Filter):
+class TagJob(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_numbers_in(record.getMessage())
-        record.args = None
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, mask_numbers_in(value))
         if not hasattr(record, "job_id"):
             record.job_id = _current_job_id()
         return True
@@ -50,23 +47,28 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and value is not None:
                 out[key] = value
         if record.exc_info:
-            out["exception"] = mask_numbers_in(self.formatException(record.exc_info))
-        return json.dumps(out, default=str, ensure_ascii=False)
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        # Masking the line, not each value, keeps a field's name with its value ("to": "44…"), which is
+        # how a number written without its "+" is recognised. telline keeps numbers as E.164 strings,
+        # never as JSON numbers, so what is replaced is always inside a string: the line stays JSON.
+        return mask_numbers_in(json.dumps(out, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         record.job = f" [job {record.job_id}]" if getattr(record, "job_id", None) else ""
-        return super().format(record)
+        return mask_numbers_in(super().format(record))
 
 
 _HANDLER_NAME = "telline"
 
 
-def configure(fmt: str = "json", level: str = "INFO", stream=None) -> None:
+def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Install telline's handler on the root logger (once; later calls replace it)."""
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -74,9 +76,14 @@ def configure(fmt: str = "json", level: str = "INFO", stream=None) -> None:
             root.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.addFilter(MaskAndTag())
+    handler.addFilter(TagJob())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # RQ's CLI (`rq worker -w telline.worker.TellineWorker`) gives its logger handlers of its own before
+    # telline's app exists, and stops it propagating: those lines would skip the masking. Ours only.
+    rq_logger = logging.getLogger("rq.worker")
+    rq_logger.handlers.clear()
+    rq_logger.propagate = True
     # The twilio client logs every request's headers and parameters at INFO: a dozen lines a text.
     logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -23,7 +23,7 @@ from telline.models import (Announcement, Call, ConferenceParticipant, Group, Me
 from telline.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
-_EARLIEST_EVENT = dt.datetime(2008, 1, 1, tzinfo=dt.timezone.utc)  # Twilio's first year
+_EARLIEST_EVENT = dt.datetime(2008, 1, 1, tzinfo=dt.UTC)  # Twilio's first year
 _CLOCK_SKEW = dt.timedelta(days=1)  # how far ahead of ours Twilio's clock may plausibly be
 
 
@@ -46,7 +46,7 @@ class ConferenceEvent:
         now = utcnow()
         try:
             parsed = email.utils.parsedate_to_datetime(self.timestamp or "")
-            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
         except (TypeError, ValueError, OverflowError):
             return now
         return parsed if _EARLIEST_EVENT <= parsed <= now + _CLOCK_SKEW else now

@@ -14,21 +14,50 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from telline.models import Call, ConferenceParticipant, InboxItem, MeetingOccurrence, Message, MessageEvent, utcnow
+from telline.models import (
+    Call,
+    ConferenceParticipant,
+    InboxItem,
+    Line,
+    MeetingOccurrence,
+    Message,
+    MessageEvent,
+    utcnow,
+)
 from telline.sms.outbound import send_text
 from telline.voice.dialout import dial_out_members
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
-from tests.voice.conftest import (LINE, call, group, line, meeting, member, press,  # noqa: F401 — fixtures
-                                  settings_overrides)
+from tests.voice.conftest import (
+    LINE,
+    call,
+    meeting,
+    member,
+    new_group,
+    press,
+    settings_overrides,  # noqa: F401 — the fixture: the app talks to the stand-in
+)
 
 ANA, BOB = "+447911123456", "+447911123457"
 ACCOUNT = "AC" + "1" * 32
 OVER_INT32 = str(2**31)
 OVER_INT64 = str(2**63)
 _sids = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def carers(session):
+    """The group "Carers" and its line LINE (named apart from the conftests' `group`, which this module does
+    not import)."""
+    return new_group(session, timezone="Europe/London")
+
+
+@pytest.fixture
+def carers_line(session, carers):
+    return session.scalar(sa.select(Line).where(Line.group_id == carers.id))
 
 
 def text(client, body="hello", sid=None, **extra):
@@ -46,8 +75,8 @@ def acknowledged(standin) -> bool:
 
 
 # --- texts ---------------------------------------------------------------------------------------
-def test_a_text_with_nul_characters_is_kept_with_them_replaced_and_answered(app, client, session, group, standin):
-    member(session, group, ANA, "Ana")
+def test_a_text_with_nul_characters_is_kept_with_them_replaced_and_answered(app, client, session, carers, standin):
+    member(session, carers, ANA, "Ana")
     r = text(client, "I can't\x00 sleep\x00")
     assert r.status_code == 200
     [kept] = inbound(session)
@@ -59,22 +88,22 @@ def test_a_text_with_nul_characters_is_kept_with_them_replaced_and_answered(app,
 
 @pytest.mark.parametrize("sid", ["SM" + "\x00" * 32, "SM" + "a" * 31 + "\x00", "SM" + "a" * 33, "SM" + "g" * 32,
                                  "SM", "XX" + "a" * 32])
-def test_a_message_sid_twilio_could_not_have_sent_is_refused(client, session, group, sid):
+def test_a_message_sid_twilio_could_not_have_sent_is_refused(client, session, carers, sid):
     assert text(client, sid=sid).status_code == 400
     assert inbound(session) == []
 
 
-def test_a_huge_media_count_is_bounded_and_the_text_kept(client, session, group):
+def test_a_huge_media_count_is_bounded_and_the_text_kept(client, session, carers):
     for count in (OVER_INT32, OVER_INT64, "-5", "lots"):
         assert text(client, body=f"pictures {count}", NumMedia=count).status_code == 200
     assert [(m.body, m.num_media) for m in inbound(session)] == [
         (f"pictures {OVER_INT32}", 10), (f"pictures {OVER_INT64}", 10), ("pictures -5", 0), ("pictures lots", 0)]
 
 
-def test_a_text_whose_sid_an_outbound_text_already_has_is_kept_and_answered(app, client, session, group, line,
+def test_a_text_whose_sid_an_outbound_text_already_has_is_kept_and_answered(app, client, session, carers, carers_line,
                                                                            standin):
-    member(session, group, ANA, "Ana")
-    sent = send_text(session, line=line, to=ANA, body="See you Tuesday", idempotency_key="k1")
+    member(session, carers, ANA, "Ana")
+    sent = send_text(session, line=carers_line, to=ANA, body="See you Tuesday", idempotency_key="k1")
     session.commit()
     run_jobs(app)
     session.refresh(sent)
@@ -92,7 +121,7 @@ def test_a_text_whose_sid_an_outbound_text_already_has_is_kept_and_answered(app,
     assert len(inbound(session)) == 1
 
 
-def test_text_fields_with_nul_are_read_as_twilio_would_have_meant_them(client, session, group):
+def test_text_fields_with_nul_are_read_as_twilio_would_have_meant_them(client, session, carers):
     r = text(client, "STOP", From="+44791112\x003456", To=LINE + "\x00", OptOutType="ST\x00OP")
     assert r.status_code == 200
     [kept] = inbound(session)
@@ -133,12 +162,12 @@ VOICE_FORM_ROUTES = ["/twilio/voice", "/twilio/voice/code", "/twilio/voice/remin
 
 @pytest.mark.parametrize("route", VOICE_FORM_ROUTES)
 @pytest.mark.parametrize("sid", ["CA" + "\x00" * 32, "CA" + "c" * 33, "CA" + "c" * 31 + "\x00"])
-def test_a_crafted_call_sid_is_refused_on_every_call_route(client, session, group, line, route, sid):
+def test_a_crafted_call_sid_is_refused_on_every_call_route(client, session, carers, carers_line, route, sid):
     assert post_signed(client, route, {"CallSid": sid, "From": ANA, "To": LINE}).status_code == 400
 
 
-def test_crafted_call_fields_still_get_the_meeting_prompt(client, session, group, line):
-    series = meeting(session, group, line)
+def test_crafted_call_fields_still_get_the_meeting_prompt(client, session, carers, carers_line):
+    series = meeting(session, carers, carers_line)
     sid = "CA" + "d" * 32
     root = parse_twiml(post_signed(client, "/twilio/voice", {
         "CallSid": sid, "From": "+4479\x00" + "1" * 300, "To": LINE, "CallStatus": "ring\x00ing" * 10}))
@@ -151,10 +180,10 @@ def test_crafted_call_fields_still_get_the_meeting_prompt(client, session, group
                                                            + "\x00" * 600}))
 
 
-def test_a_dialled_member_gets_the_dial_in_by_text_whatever_the_crafted_status(app, client, session, group, line,
+def test_a_dialled_member_gets_the_dial_in_by_text_whatever_the_crafted_status(app, client, session, carers,
                                                                                standin, occurrence):
     occ, _ = occurrence
-    bob = member(session, group, BOB, "Bob")
+    bob = member(session, carers, BOB, "Bob")
     bob.preferences = {"call_me": True}
     session.commit()
     dial_out_members(occ.id)
@@ -173,9 +202,9 @@ def test_ids_in_urls_past_the_columns_range_are_not_found(client, session, path,
 
 # --- conference callbacks -------------------------------------------------------------------------------
 @pytest.fixture
-def occurrence(client, session, group, line):
+def occurrence(client, session, carers, carers_line):
     """A meeting on now, with one caller seated and the conference's SID known."""
-    series = meeting(session, group, line)
+    series = meeting(session, carers, carers_line)
     sid, _ = call(client, sender=ANA)
     press(client, sid, series.access_code)
     occ = session.scalar(sa.select(MeetingOccurrence))

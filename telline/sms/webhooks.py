@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from flask import Blueprint, Response
 
 from telline import db, metrics
@@ -18,12 +20,13 @@ bp = Blueprint("sms", __name__)
 
 MESSAGE_SID_PREFIXES = ("SM", "MM")
 MAX_MEDIA = 10  # Twilio's limit per message: a larger count was not sent by Twilio
-OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})  # Advanced Opt-Out's OptOutType
+OptOutType = Literal["STOP", "START", "HELP"]  # what Twilio's Advanced Opt-Out already answered
+OPT_OUT_TYPES: frozenset[OptOutType] = frozenset(get_args(OptOutType))
 STATUSES = frozenset(RANK)
 
 
 @bp.post("/sms")
-def incoming_text():
+def incoming_text() -> Response:
     text = IncomingText(message_sid=form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms"),
                         from_raw=form.text("From"), to_raw=form.text("To"), body=form.text("Body"),
                         num_media=min(form.whole_number("NumMedia", high=None) or 0, MAX_MEDIA),
@@ -35,7 +38,7 @@ def incoming_text():
 
 
 @bp.post("/sms/status")
-def message_status():
+def message_status() -> Response:
     sid = form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms_status")
     status = form.choice("MessageStatus", STATUSES) or form.choice("SmsStatus", STATUSES)
     if status is None:

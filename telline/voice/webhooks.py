@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from flask import Blueprint, Response, abort, current_app, request
 
 from telline import db, metrics
@@ -41,15 +43,15 @@ def _base_url() -> str:
 
 
 # What Twilio says a call is doing; anything else in CallStatus is read as absent.
-CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer",
-                           "canceled"})
+CallStatus = Literal["queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"]
+CALL_STATUSES: frozenset[CallStatus] = frozenset(get_args(CallStatus))
 
 
 def _call_sid() -> str:
     return form.sid("CallSid", ("CA",), "voice")
 
 
-def _call_status() -> str | None:
+def _call_status() -> CallStatus | None:
     return form.choice("CallStatus", CALL_STATUSES)
 
 
@@ -58,21 +60,21 @@ def _lockout() -> Lockout:
 
 
 @bp.post("/voice")
-def incoming_call():
+def incoming_call() -> Response:
     answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=form.text("From"), to_raw=form.text("To"),
                           status=_call_status(), base_url=_base_url())
     return _render(answer)
 
 
 @bp.post("/voice/code")
-def code_entered():
+def code_entered() -> Response:
     answer = enter_code(db.session(), call_sid=_call_sid(), digits=form.text("Digits"), from_raw=form.text("From"),
                         to_raw=form.text("To"), status=_call_status(), base_url=_base_url(), lockout=_lockout())
     return _render(answer)
 
 
 @bp.post("/voice/remind")
-def reminder_requested():
+def reminder_requested() -> Response:
     language, reminded = request_reminder(db.session(), call_sid=_call_sid(), digits=form.text("Digits"))
     metrics.WEBHOOKS.labels(route="voice", outcome="reminder_set" if reminded else "no_reminder").inc()
     return _twiml(twiml.say_then_hangup(t("voice.reminder_set" if reminded else "voice.goodbye", language),
@@ -80,7 +82,7 @@ def reminder_requested():
 
 
 @bp.post("/voice/conference")
-def conference_event():
+def conference_event() -> Response:
     sequence = form.whole_number("SequenceNumber")
     if sequence is None:
         form.refuse("conference", "SequenceNumber missing or not a number")
@@ -99,7 +101,7 @@ def conference_event():
 
 # Ids past the columns' range match no route (404) instead of reaching the database.
 @bp.post(f"/voice/announcement/<int(max={INT32_MAX}):announcement_id>")
-def announcement(announcement_id: int):
+def announcement(announcement_id: int) -> Response:
     found = roster.announcement_text(db.session(), announcement_id)
     if found is None:
         abort(404)
@@ -108,13 +110,13 @@ def announcement(announcement_id: int):
 
 
 @bp.post("/voice/name")
-def name_done():
+def name_done() -> Response:
     return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=form.text("RecordingUrl"),
                                  base_url=_base_url()))
 
 
 @bp.post(f"/voice/name-announcement/<int(max={INT32_MAX}):call_id>")
-def name_announcement(call_id: int):
+def name_announcement(call_id: int) -> Response:
     found = roster.name_recording(db.session(), call_id)
     if found is None:
         abort(404)
@@ -123,18 +125,18 @@ def name_announcement(call_id: int):
 
 
 @bp.post("/voice/dialout/answer")
-def dialout_answered():
+def dialout_answered() -> Response:
     return _render(dialled_answered(db.session(), call_sid=_call_sid()))
 
 
 @bp.post("/voice/dialout/join")
-def dialout_pressed():
+def dialout_pressed() -> Response:
     return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=form.text("Digits"),
                                    base_url=_base_url()))
 
 
 @bp.post("/voice/dialout/status")
-def dialout_status():
+def dialout_status() -> Response:
     texted = dialout.call_ended(db.session(), call_sid=_call_sid(), status=_call_status() or "completed")
     metrics.WEBHOOKS.labels(route="dialout", outcome="texted" if texted else "reached").inc()
     return Response(status=204)

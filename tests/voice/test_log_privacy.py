@@ -24,8 +24,6 @@ from telline.sms.broadcast import start_broadcast
 from telline.sms.outbound import send_text
 from tests.sms.conftest import run_jobs
 from tests.test_logs import log_output  # noqa: F401 — the fixture
-from tests.twilio_sim import Clock, TwilioSim, via_test_client
-from tests.voice.conftest import LINE, PUBLIC_URL
 from tests.voice.test_whole_meeting import (
     EARLY,
     HOST,
@@ -34,20 +32,12 @@ from tests.voice.test_whole_meeting import (
     NAMED,
     World,
     fresh,
+    in_process,  # noqa: F401 — the fixture: the meeting's world, in process
     play_a_whole_meeting,
 )
 
 JOINER, QUITTER = "+447911123777", "+447911123778"  # join by text; opt out by text
 MEMBERS = [*NAMED, *EARLY, *LATE, HOST, INTRUDER, JOINER, QUITTER]
-
-
-@pytest.fixture
-def world(app, client, session, group, line, standin):
-    """The whole-meeting script's world, in process (as its in_process fixture makes it)."""
-    clock = Clock(utcnow())
-    twilio = TwilioSim(standin, via_test_client(client), line=LINE, public_url=PUBLIC_URL, clock=clock,
-                       before_acting=session.commit)
-    return World(app, session, group, line, standin, twilio, clock)
 
 
 @contextlib.contextmanager
@@ -117,8 +107,8 @@ def a_send_that_cannot_reach_twilio(world: World, number: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_nothing_logged_in_a_whole_meeting_and_sms_scenario_carries_a_members_number(
-        world, log_output, fmt):  # noqa: F811 — log_output is the imported fixture
-    out = log_output(fmt)
+        in_process, log_output, fmt):  # noqa: F811 — both are the imported fixtures
+    world, out = in_process, log_output(fmt)
     with every_logger_at_debug():
         play_a_whole_meeting(world)  # codes, a lockout, text controls, the host's moderation (REST API)
         texting(world)

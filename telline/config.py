@@ -37,6 +37,9 @@ class Settings:
     log_format: str  # "json" or "text"
     log_level: str
     queue_prefix: str
+    # TELLINE_ENV=production: treat this instance as a deployment even without the other signs of one
+    # (an https public URL, PostgreSQL) — see deployed_because.
+    declared_production: bool = False
     testing: bool = False
 
     # Defaults that are only safe on a developer's machine; production must set them.
@@ -44,8 +47,23 @@ class Settings:
     DEV_ACCOUNT_SID = "AC" + "0" * 32
     DEV_AUTH_TOKEN = "dev-auth-token"
 
+    @property
+    def deployed_because(self) -> str | None:
+        """Why this is not a laptop — members or Twilio may reach it — or None on a laptop (SQLite, no
+        https URL). A deployment must not run on the public development secrets: anyone could sign a
+        webhook with the development auth token."""
+        if self.declared_production:
+            return "TELLINE_ENV is production"
+        if self.public_url and self.public_url.startswith("https://"):
+            return "TELLINE_PUBLIC_URL is https"
+        if self.database_url.startswith("postgresql"):
+            return "the database is PostgreSQL"
+        return None
+
 
 _PREFIXES = ("sqlite", "postgresql")
+# Twilio's auth tokens are 32 characters; a session secret shorter than that is guessable.
+MIN_SECRET_LENGTH = 32
 
 
 def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike = "instance",
@@ -73,6 +91,7 @@ def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike 
         "log_format": get("TELLINE_LOG_FORMAT", "json"),
         "log_level": get("TELLINE_LOG_LEVEL", "INFO"),
         "queue_prefix": get("TELLINE_QUEUE_PREFIX", ""),
+        "declared_production": get("TELLINE_ENV", ""),
         "testing": False,
     }
     values.update(overrides)
@@ -124,10 +143,39 @@ def _validate(v: dict) -> Settings:
     if v["log_level"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("TELLINE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
 
+    if v["declared_production"] not in ("", "production", True, False):
+        raise ConfigError("TELLINE_ENV must be 'production' or unset")
+    v["declared_production"] = v["declared_production"] in ("production", True)
+
     unknown = set(v) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return Settings(**v)
+    settings = Settings(**v)
+    _refuse_weak_secrets(settings)
+    return settings
+
+
+def _refuse_weak_secrets(s: Settings) -> None:
+    """The one rule for every entry point (telline web/worker/cron, gunicorn's create_app(), RQ's own
+    worker): a deployment starts only with real secrets; a laptop may use the development ones."""
+    reason = s.deployed_because
+    if reason is None:
+        return
+    weak = [f"{name} {problem}" for name, value, default in (
+        ("TELLINE_SECRET_KEY", s.secret_key, Settings.DEV_SECRET),
+        ("TWILIO_AUTH_TOKEN", s.twilio_auth_token, Settings.DEV_AUTH_TOKEN))
+        if (problem := _weakness(value, default))]
+    if weak:
+        raise ConfigError(f"{' and '.join(weak)}, but this is not a laptop ({reason}): set each to its real "
+                          f"secret (at least {MIN_SECRET_LENGTH} characters; see the README, Configuration)")
+
+
+def _weakness(value: str, development_default: str) -> str | None:
+    if not value or value == development_default:
+        return "is unset or the development default"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is too short (under {MIN_SECRET_LENGTH} characters)"
+    return None
 
 
 def production_warnings(s: Settings) -> list[str]:

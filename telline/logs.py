@@ -1,9 +1,10 @@
 """Structured logs: one JSON object a line, phone numbers masked, the RQ job id on job lines.
 
-Masking happens in a filter on the handler, so a number slipped into a message
-by any library (or by us, by mistake) is masked before it is written. Terminal escape
-codes go the same way: werkzeug and RQ colour their lines for a terminal, and a log line
-is read by a log shipper or in a pager.
+Masking happens in the formatters, on the whole line as written — message, every extra field
+(whatever its type), traceback and stack — so a number slipped into a line by any library (or
+by us, by mistake), in any encoding, is masked before it is written. Terminal escape codes go
+the same way: werkzeug and RQ colour their lines for a terminal, and a log line is read by a
+log shipper or in a pager.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import re
 import sys
+from typing import IO
 
 from telline.phone import mask_numbers_in
 
@@ -28,13 +30,8 @@ def without_escapes(text: str) -> str:
     return _ESCAPES.sub("", text)
 
 
-class MaskAndTag(logging.Filter):
+class TagJob(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_numbers_in(without_escapes(record.getMessage()))
-        record.args = None
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, mask_numbers_in(without_escapes(value)))
         if not hasattr(record, "job_id"):
             record.job_id = _current_job_id()
         return True
@@ -55,29 +52,34 @@ class JsonFormatter(logging.Formatter):
             "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_escapes(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and value is not None:
-                out[key] = value
+                out[key] = without_escapes(value) if isinstance(value, str) else value
         if record.exc_info:
-            out["exception"] = mask_numbers_in(without_escapes(self.formatException(record.exc_info)))
-        return json.dumps(out, default=str, ensure_ascii=False)
+            out["exception"] = without_escapes(self.formatException(record.exc_info))
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        # Masking the line, not each value, keeps a field's name with its value ("to": "44…"), which is
+        # how a number written without its "+" is recognised. telline keeps numbers as E.164 strings,
+        # never as JSON numbers, so what is replaced is always inside a string: the line stays JSON.
+        return mask_numbers_in(json.dumps(out, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         record.job = f" [job {record.job_id}]" if getattr(record, "job_id", None) else ""
-        return without_escapes(super().format(record))  # the traceback too
+        return mask_numbers_in(without_escapes(super().format(record)))  # the traceback too
 
 
 _HANDLER_NAME = "telline"
 
 
-def configure(fmt: str = "json", level: str = "INFO", stream=None) -> None:
+def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Install telline's handler on the root logger (once; later calls replace it)."""
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -85,10 +87,15 @@ def configure(fmt: str = "json", level: str = "INFO", stream=None) -> None:
             root.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.addFilter(MaskAndTag())
+    handler.addFilter(TagJob())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # RQ's CLI (`rq worker -w telline.worker.TellineWorker`) gives its logger handlers of its own before
+    # telline's app exists, and stops it propagating: those lines would skip the masking. Ours only.
+    rq_logger = logging.getLogger("rq.worker")
+    rq_logger.handlers.clear()
+    rq_logger.propagate = True
     # The twilio client logs every request's headers and parameters at INFO: a dozen lines a text;
     # Alembic a dozen lines a migration run (plugins, context, each step): `db upgrade` says it in one.
     for chatty in ("twilio.http_client", "alembic"):

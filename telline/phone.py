@@ -109,12 +109,32 @@ def mask_tail(e164: str | None) -> str:
     return "•••" + re.sub(r"\D", "", e164)[-4:]
 
 
-_NUMBER_IN_TEXT = re.compile(r"\+\d[\d \-().]{6,18}\d")
+# A "+" as a log line may carry it: itself, URL-encoded once or more (%2B, %252B: requests puts the
+# query of a failed request in its exception), a JSON or Python unicode escape (\u002b, behind any
+# number of backslashes), an HTML entity.
+_PLUS = r"(?:\+|%(?:25)*2[bB]|\\+u002[bB]|&#(?:43|[xX]2[bB]);)"
+# Where a number is written without its "+": after a field that holds one (Twilio's To/From/Caller/
+# Called, ours), or a scheme. A field name must stand alone: "SequenceNumber=…" is a count.
+_NUMBER_FIELD = (r"(?<![\w])(?i:to|from|from_|caller|called|forwarded_?from|phone|(?:from|to|caller)_number|msisdn)"
+                 r"[\"']?\s*[=:]\s*[\"']?\s?")
+_SCHEME = r"(?i:whatsapp|tel|sms):"
+# 7 to 15 digits (E.164's most; no country code starts with 0, as a "+0000" UTC offset does), with what
+# people and libraries put between them; never the start of a longer run of digits, so a count written
+# after a number stays a count.
+_DIGITS = r"[1-9](?:(?:[ \-.()]{1,2}|%20)?\d){6,14}(?!\d)"
+_NUMBER_IN_TEXT = re.compile(rf"(?P<lead>{_PLUS}|(?:{_NUMBER_FIELD}|{_SCHEME}){_PLUS}?)(?P<digits>{_DIGITS})")
 
 
 def mask_numbers_in(text: str) -> str:
-    """Mask every +number in free text (log messages written by any library)."""
-    return _NUMBER_IN_TEXT.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group(0))), text)
+    """Mask every phone number in a log line, however it was written or encoded, keeping what came
+    before its digits ("To=%2B", "whatsapp:+"). SIDs, ids, timestamps and counts have no "+" or
+    number field before them and are left alone."""
+    return _NUMBER_IN_TEXT.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group("digits").replace("%20", ""))
+    return match.group("lead") + mask("+" + digits).removeprefix("+")
 
 
 def _country(number) -> str:

@@ -176,6 +176,12 @@ class _AppContextPerJob:
         log.error("the worker stopped on an error; exiting for its supervisor to start it again")
         return 1
 
+    def bootstrap(self, *args, **kwargs):
+        # Build the app before the first job, so that RQ's own CLI refuses bad settings at start-up
+        # (telline.config), as `telline worker` does, rather than failing every job.
+        self.app = self.app or _app()
+        return super().bootstrap(*args, **kwargs)
+
     def perform_job(self, job, queue, execution):
         # A fresh app context per job: its own db session, torn down after the job.
         with (self.app or _app()).app_context():

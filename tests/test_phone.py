@@ -75,3 +75,39 @@ def test_log_lines_never_carry_a_full_number(capsys):
     out = stream.getvalue()
     assert "+33612345678" not in out and "+447911123456" not in out
     assert "+33•••••5678" in out and "+44••••••3456" in out
+
+
+# --- every encoding a number takes in a log line -----------------------------------------------------
+@pytest.mark.parametrize("line,masked", [
+    ("To=%2B33612345678&From=%2B15005550006&PageSize=50", "To=%2B33•••••5678&From=%2B1••••••0006&PageSize=50"),
+    ("url: /Messages.json?To=%252B447911123456", "url: /Messages.json?To=%252B44••••••3456"),
+    ('{"to": "\\u002b447911123456"}', '{"to": "\\u002b44••••••3456"}'),
+    ('"params": "{\\\\u002B447911123456}"', '"params": "{\\\\u002B44••••••3456}"'),
+    ("To=447911123456&Body=hi", "To=44••••••3456&Body=hi"),
+    ("From= 447911123456", "From= 44••••••3456"),  # a form-encoded "+" read back as a space
+    ("{'to': '447911123456', 'from_': '+15005550006'}", "{'to': '44••••••3456', 'from_': '+1••••••0006'}"),
+    ('"phone": "33612345678"', '"phone": "33•••••5678"'),
+    ("whatsapp:+447911123456 and tel:447911123456", "whatsapp:+44••••••3456 and tel:44••••••3456"),
+    ("To=%2B44%207911%20123456", "To=%2B44••••••3456"),
+    ("call +44 (0)7911-123.456 now", "call +44••••••3456 now"),
+    ("&#43;447911123456", "&#43;44••••••3456"),
+])
+def test_numbers_are_masked_in_every_encoding(line, masked):
+    assert phone.mask_numbers_in(line) == masked
+
+
+@pytest.mark.parametrize("line", [
+    "MessageSid=SM12345678901234567890123456789012 CallSid=CA00000000000000000000000000000001",
+    "/Accounts/AC11111111111111111111111111111111/Conferences/CF0123456789abcdef0123456789abcdef.json",
+    '"message_id": 4815162342, "member_id": 12345678, "SequenceNumber": 2147483648',
+    "id=4815162342&count=12345678&NumMedia=10",
+    "2026-12-02T02:22:10.123456+00:00 took 0:00:00.032094s at 1733105530",
+    "Thu, 26 Nov 2026 19:00:00 +0000 1733105530",
+    "job 203b68a2-ba88-49a9-bae0-9751a133154d sent 1234567 texts, ref 12345",
+])
+def test_sids_ids_timestamps_and_counts_are_left_alone(line):
+    assert phone.mask_numbers_in(line) == line
+
+
+def test_a_count_after_a_number_is_not_taken_for_its_digits():
+    assert phone.mask_numbers_in("+33612345678 12345 texts") == "+33•••••5678 12345 texts"

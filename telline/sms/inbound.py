@@ -43,7 +43,7 @@ def handle_text(session: Session, router: Router, text: IncomingText) -> str:
     sender = phone.from_twilio(text.from_raw)
     line = line_for(session, phone.from_twilio(text.to_raw))
     member = session.scalar(sa.select(Member).where(Member.phone == sender)) if sender else None
-    message = Message(direction="inbound", twilio_sid=text.message_sid, status="received",
+    message = Message(direction="inbound", twilio_sid=_own_sid(session, text.message_sid), status="received",
                       line_id=line.id if line else None, member_id=member.id if member else None,
                       from_number=sender, to_number=line.phone_number if line else phone.from_twilio(text.to_raw),
                       body=(text.body or "")[:MAX_BODY], num_media=text.num_media)
@@ -57,3 +57,13 @@ def handle_text(session: Session, router: Router, text: IncomingText) -> str:
                                     "line_known": line is not None, "handled_by": handled_by,
                                     "chars": len(message.body)})
     return handled_by
+
+
+def _own_sid(session: Session, message_sid: str) -> str | None:
+    """The text's SID for its row — None when another text (one telline sent) already holds it. Twilio's
+    SIDs are unique, so only a crafted request gets here; the text is kept and routed all the same, and
+    its webhook key (handle_text) still makes Twilio's retries harmless."""
+    if session.scalar(sa.select(Message.id).where(Message.twilio_sid == message_sid)) is None:
+        return message_sid
+    log.warning("inbound MessageSid already names another text: kept without it", extra={"message_sid": message_sid})
+    return None

@@ -11,37 +11,33 @@ is logged and dropped (the status then stays where it was).
 from __future__ import annotations
 
 import logging
+from typing import Literal, get_args
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response
 
 from telline import db, metrics, request_redis
 from telline.sms import parked
 from telline.sms.inbound import IncomingText, handle_text
 from telline.sms.router import router
 from telline.sms.status import RANK, record_status
-from telline.twilio import twiml
+from telline.twilio import form, twiml
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
 
-
-def _sid(field: str, prefixes: tuple[str, ...]) -> str:
-    sid = request.form.get(field, "").strip()
-    if not sid.startswith(prefixes) or len(sid) > 34:
-        metrics.WEBHOOKS.labels(route="sms", outcome="bad_request").inc()
-        abort(400, f"{field} missing or malformed")
-    return sid
+MESSAGE_SID_PREFIXES = ("SM", "MM")
+MAX_MEDIA = 10  # Twilio's limit per message: a larger count was not sent by Twilio
+OptOutType = Literal["STOP", "START", "HELP"]  # what Twilio's Advanced Opt-Out already answered
+OPT_OUT_TYPES: frozenset[OptOutType] = frozenset(get_args(OptOutType))
+STATUSES = frozenset(RANK)
 
 
 @bp.post("/sms")
-def incoming_text():
-    try:
-        num_media = max(0, int(request.form.get("NumMedia") or 0))
-    except ValueError:
-        num_media = 0
-    text = IncomingText(message_sid=_sid("MessageSid", ("SM", "MM")), from_raw=request.form.get("From"),
-                        to_raw=request.form.get("To"), body=request.form.get("Body"), num_media=num_media,
-                        opt_out_type=(request.form.get("OptOutType") or "").upper() or None)
+def incoming_text() -> Response:
+    text = IncomingText(message_sid=form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms"),
+                        from_raw=form.text("From"), to_raw=form.text("To"), body=form.text("Body"),
+                        num_media=min(form.whole_number("NumMedia", high=None) or 0, MAX_MEDIA),
+                        opt_out_type=form.choice("OptOutType", OPT_OUT_TYPES, case="upper"))
     try:
         handled_by = handle_text(db.session(), router(), text)
     except db.UNAVAILABLE:
@@ -52,16 +48,13 @@ def incoming_text():
 
 
 @bp.post("/sms/status")
-def message_status():
-    sid = _sid("MessageSid", ("SM", "MM"))
-    status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip().lower()
-    if status not in RANK:
-        metrics.WEBHOOKS.labels(route="sms_status", outcome="bad_request").inc()
-        abort(400, "unknown MessageStatus")
-    try:
-        error_code = int(request.form.get("ErrorCode") or 0) or None
-    except ValueError:
-        error_code = None
+def message_status() -> Response:
+    sid = form.sid("MessageSid", MESSAGE_SID_PREFIXES, "sms_status")
+    status = form.choice("MessageStatus", STATUSES) or form.choice("SmsStatus", STATUSES)
+    if status is None:
+        form.refuse("sms_status", "unknown MessageStatus")
+    # A code that is not a plausible Twilio error code is kept as unknown: the status still counts.
+    error_code = form.whole_number("ErrorCode", low=1)
     try:
         fresh = record_status(db.session(), sid, status, error_code)
     except db.UNAVAILABLE as exc:

@@ -23,6 +23,8 @@ from telline.models import (Announcement, Call, ConferenceParticipant, Group, Me
 from telline.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
+_EARLIEST_EVENT = dt.datetime(2008, 1, 1, tzinfo=dt.UTC)  # Twilio's first year
+_CLOCK_SKEW = dt.timedelta(days=1)  # how far ahead of ours Twilio's clock may plausibly be
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +40,16 @@ class ConferenceEvent:
 
     @property
     def at(self) -> dt.datetime:
+        """When Twilio says it happened, in UTC; our own clock when its Timestamp is missing, malformed or
+        absurd (before Twilio existed, or more than a day ahead): a year 1 or 9999 would otherwise break
+        every duration computed from it, or not even convert to UTC."""
+        now = utcnow()
         try:
             parsed = email.utils.parsedate_to_datetime(self.timestamp or "")
-        except (TypeError, ValueError):
-            return utcnow()
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        except (TypeError, ValueError, OverflowError):
+            return now
+        return parsed if _EARLIEST_EVENT <= parsed <= now + _CLOCK_SKEW else now
 
 
 def apply(session: Session, event: ConferenceEvent) -> str:

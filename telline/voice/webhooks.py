@@ -18,6 +18,7 @@ hears a short apology in the line's language (_fault below).
 from __future__ import annotations
 
 import logging
+from typing import Literal, get_args
 
 import redis
 from flask import Blueprint, Response, abort, current_app, request
@@ -25,7 +26,8 @@ from werkzeug.exceptions import HTTPException
 
 from telline import db, metrics, phone, request_redis
 from telline.texts import say_language, t
-from telline.twilio import twiml
+from telline.twilio import form, twiml
+from telline.twilio.form import INT32_MAX
 from telline.voice import dialout, roster
 from telline.voice.directory import directory
 from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
@@ -46,12 +48,17 @@ def _base_url() -> str:
     return current_app.config["TELLINE"].public_url or request.url_root.rstrip("/")
 
 
+# What Twilio says a call is doing; anything else in CallStatus is read as absent.
+CallStatus = Literal["queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"]
+CALL_STATUSES: frozenset[CallStatus] = frozenset(get_args(CallStatus))
+
+
 def _call_sid() -> str:
-    sid = request.form.get("CallSid", "").strip()
-    if not sid.startswith("CA") or len(sid) > 34:
-        metrics.WEBHOOKS.labels(route="voice", outcome="bad_request").inc()
-        abort(400, "CallSid missing or malformed")
-    return sid
+    return form.sid("CallSid", ("CA",), "voice")
+
+
+def _call_status() -> CallStatus | None:
+    return form.choice("CallStatus", CALL_STATUSES)
 
 
 def _lockout() -> Lockout:
@@ -59,51 +66,47 @@ def _lockout() -> Lockout:
 
 
 @bp.post("/voice")
-def incoming_call():
-    answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=request.form.get("From"),
-                          to_raw=request.form.get("To"), status=request.form.get("CallStatus"),
-                          base_url=_base_url())
+def incoming_call() -> Response:
+    answer = receive_call(db.session(), call_sid=_call_sid(), from_raw=form.text("From"), to_raw=form.text("To"),
+                          status=_call_status(), base_url=_base_url())
     return _render(answer)
 
 
 @bp.post("/voice/code")
-def code_entered():
-    answer = enter_code(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
-                        from_raw=request.form.get("From"), to_raw=request.form.get("To"),
-                        status=request.form.get("CallStatus"), base_url=_base_url(), lockout=_lockout())
+def code_entered() -> Response:
+    answer = enter_code(db.session(), call_sid=_call_sid(), digits=form.text("Digits"), from_raw=form.text("From"),
+                        to_raw=form.text("To"), status=_call_status(), base_url=_base_url(), lockout=_lockout())
     return _render(answer)
 
 
 @bp.post("/voice/remind")
-def reminder_requested():
-    language, outcome = request_reminder(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"))
+def reminder_requested() -> Response:
+    language, outcome = request_reminder(db.session(), call_sid=_call_sid(), digits=form.text("Digits"))
     metrics.WEBHOOKS.labels(route="voice", outcome=f"reminder_{outcome}").inc()
     return _twiml(twiml.say_then_hangup(t(_REMINDER_SAYS[outcome], language), say_language(language)))
 
 
 @bp.post("/voice/conference")
-def conference_event():
-    try:
-        sequence = int(request.form.get("SequenceNumber", ""))
-    except ValueError:
-        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
-        abort(400, "SequenceNumber missing or not a number")
+def conference_event() -> Response:
+    sequence = form.whole_number("SequenceNumber")
+    if sequence is None:
+        form.refuse("conference", "SequenceNumber missing or not a number")
     event = roster.ConferenceEvent(
-        conference_sid=request.form.get("ConferenceSid", "").strip(),
-        friendly_name=request.form.get("FriendlyName", "").strip(),
-        kind=request.form.get("StatusCallbackEvent", "").strip(),
-        sequence=sequence, call_sid=(request.form.get("CallSid") or "").strip() or None,
-        muted=request.form.get("Muted"), hold=request.form.get("Hold"), timestamp=request.form.get("Timestamp"))
-    if not event.conference_sid.startswith("CF") or not event.kind:
-        metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
-        abort(400, "ConferenceSid or StatusCallbackEvent missing")
+        conference_sid=form.sid("ConferenceSid", ("CF",), "conference"),
+        friendly_name=(form.text("FriendlyName") or "").strip(),
+        kind=(form.text("StatusCallbackEvent") or "").strip(),
+        sequence=sequence, call_sid=form.optional_sid("CallSid", ("CA",), "conference"),
+        muted=form.text("Muted"), hold=form.text("Hold"), timestamp=form.text("Timestamp"))
+    if not event.kind:
+        form.refuse("conference", "StatusCallbackEvent missing")
     outcome = roster.apply(db.session(), event)
     metrics.WEBHOOKS.labels(route="conference", outcome=outcome).inc()
     return Response(status=204)
 
 
-@bp.post("/voice/announcement/<int:announcement_id>")
-def announcement(announcement_id: int):
+# Ids past the columns' range match no route (404) instead of reaching the database.
+@bp.post(f"/voice/announcement/<int(max={INT32_MAX}):announcement_id>")
+def announcement(announcement_id: int) -> Response:
     found = roster.announcement_text(db.session(), announcement_id)
     if found is None:
         abort(404)
@@ -112,13 +115,13 @@ def announcement(announcement_id: int):
 
 
 @bp.post("/voice/name")
-def name_done():
-    return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=request.form.get("RecordingUrl"),
+def name_done() -> Response:
+    return _render(name_recorded(db.session(), call_sid=_call_sid(), recording_url=form.text("RecordingUrl"),
                                  base_url=_base_url()))
 
 
-@bp.post("/voice/name-announcement/<int:call_id>")
-def name_announcement(call_id: int):
+@bp.post(f"/voice/name-announcement/<int(max={INT32_MAX}):call_id>")
+def name_announcement(call_id: int) -> Response:
     found = roster.name_recording(db.session(), call_id)
     if found is None:
         abort(404)
@@ -127,20 +130,19 @@ def name_announcement(call_id: int):
 
 
 @bp.post("/voice/dialout/answer")
-def dialout_answered():
+def dialout_answered() -> Response:
     return _render(dialled_answered(db.session(), call_sid=_call_sid()))
 
 
 @bp.post("/voice/dialout/join")
-def dialout_pressed():
-    return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=request.form.get("Digits"),
+def dialout_pressed() -> Response:
+    return _render(dialled_pressed(db.session(), call_sid=_call_sid(), digits=form.text("Digits"),
                                    base_url=_base_url()))
 
 
 @bp.post("/voice/dialout/status")
-def dialout_status():
-    texted = dialout.call_ended(db.session(), call_sid=_call_sid(),
-                                status=(request.form.get("CallStatus") or "").strip().lower() or "completed")
+def dialout_status() -> Response:
+    texted = dialout.call_ended(db.session(), call_sid=_call_sid(), status=_call_status() or "completed")
     metrics.WEBHOOKS.labels(route="dialout", outcome="texted" if texted else "reached").inc()
     return Response(status=204)
 

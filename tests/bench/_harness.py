@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+SECRET_KEY = "bench-secret-key-0123456789abcdef"  # PostgreSQL: telline refuses development secrets
 LINE_NUMBER = "+15005550006"
 WARM_UP = "+16190000000"  # the baseline's warm-up sends go here and are not counted
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -101,7 +102,7 @@ def seed(engine: sa.Engine, members: int, sms_rate: float, sms_rate_unit: str = 
 def app_for(database_url: str, redis_url: str, standin_url: str):
     from telline import create_app
     return create_app({"database_url": database_url, "redis_url": redis_url, "twilio_api_base_url": standin_url,
-                       "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+                       "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "secret_key": SECRET_KEY,
                        "log_level": "WARNING", "log_format": "text"})
 
 
@@ -174,7 +175,7 @@ class Workers:
                  extra_env: dict | None = None):
         env = dict(os.environ, TELLINE_DATABASE_URL=database_url, TELLINE_REDIS_URL=redis_url,
                    TWILIO_API_BASE_URL=standin_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                   TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
+                   TELLINE_SECRET_KEY=SECRET_KEY, TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
         variant = (extra_env or {}).get("BENCH_VARIANT")
         # a variant runs the same CLI through tests/bench/_probe_worker.py, which swaps things in first
         argv = ([PYTHON, str(Path(__file__).with_name("_probe_worker.py"))] if variant

@@ -485,7 +485,7 @@ def main() -> int:
                 return dict(base_env, TELLINE_DATABASE_URL=f"{db_url}?application_name=surge-{name}",
                             TELLINE_REDIS_URL=args.redis_url, TELLINE_PUBLIC_URL=public,
                             TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                            TELLINE_LOG_LEVEL="WARNING", TELLINE_SECRET_KEY="bench-surge-secret",
+                            TELLINE_LOG_LEVEL="WARNING", TELLINE_SECRET_KEY="bench-surge-secret-0123456789abcdef",
                             PROMETHEUS_MULTIPROC_DIR=metrics_dir)
 
             gunicorn_args = ["--workers", str(args.workers), "--access-logfile", "-",

@@ -55,7 +55,8 @@ def telline_app(db_url, redis_url):
     from telline import create_app
     return create_app({
         "database_url": db_url, "redis_url": redis_url, "public_url": PUBLIC, "twilio_auth_token": surge.AUTH_TOKEN,
-        "twilio_account_sid": surge.ACCOUNT_SID, "log_level": "WARNING"})
+        "twilio_account_sid": surge.ACCOUNT_SID, "secret_key": "profile-secret-key-0123456789abcdef",
+        "log_level": "WARNING"})
 
 
 def bare_app():

@@ -45,7 +45,7 @@ from telline.sms.outbound import send_text
 from telline.sms.status import RANK
 from telline.texts import t
 from telline.twilio.standin import StandInControl
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, fresh_postgres_database, make_settings
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SECRET_KEY, fresh_postgres_database, make_settings
 from tests.processes import process_tree
 from tests.redis_server import RestartableRedis
 from tests.signing import post_signed
@@ -140,7 +140,8 @@ class Workers:
         config = app.config["TELLINE"]
         self.env = dict(os.environ, TELLINE_DATABASE_URL=config.database_url,
                         TELLINE_REDIS_URL=config.redis_url, TWILIO_API_BASE_URL=standin_url,
-                        TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TELLINE_LOG_FORMAT="json",
+                        TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TELLINE_SECRET_KEY=SECRET_KEY,
+                        TELLINE_LOG_FORMAT="json",
                         TELLINE_LOG_LEVEL=os.environ.get("RELIABILITY_WORKER_LOG_LEVEL", "WARNING"),
                         PYTHONPATH=str(REPO))
         self.log_dir, self.procs, self._logs = log_dir, [], []

@@ -89,7 +89,6 @@ def meeting_on(client, session, group, line):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=st.sampled_from(VOICE_ROUTES), form=st.dictionaries(st.sampled_from(FIELDS), values, max_size=8))
 def test_random_forms_never_get_a_5xx(client, session, meeting_on, route, form):
-    form = {k: v.replace("\x00", "") for k, v in form.items()}
     r = post_signed(client, route, form)
     assert r.status_code < 500, (route, form, r.data[:300])
     session.rollback()

@@ -26,6 +26,7 @@ from telline.db import EXTENSION as DB_EXTENSION
 pytest_plugins = ["tests.standin_plugin"]
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+SECRET_KEY = "test-secret-key-0123456789abcdef-0123"
 ACCOUNT_SID = "AC" + "1" * 32
 PG_ADMIN_URL = os.environ.get("TELLINE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -114,7 +115,7 @@ def fresh_postgres_database(prefix: str):
 def make_settings(database_url, redis_url, **overrides):
     values = dict(database_url=database_url, redis_url=redis_url, testing=True,
                   twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-                  secret_key="test-secret", log_format="json", log_level="INFO")
+                  secret_key=SECRET_KEY, log_format="json", log_level="INFO")
     values.update(overrides)
     return load(env={}, **values)
 

@@ -55,7 +55,7 @@ def _call_sid() -> str:
 
 
 def _lockout() -> Lockout:
-    return Lockout(request_redis.connection())
+    return Lockout(request_redis.connection(), current_app.config["TELLINE"].secret_key)
 
 
 @bp.post("/voice")
@@ -93,7 +93,8 @@ def conference_event():
         friendly_name=request.form.get("FriendlyName", "").strip(),
         kind=request.form.get("StatusCallbackEvent", "").strip(),
         sequence=sequence, call_sid=(request.form.get("CallSid") or "").strip() or None,
-        muted=request.form.get("Muted"), hold=request.form.get("Hold"), timestamp=request.form.get("Timestamp"))
+        muted=request.form.get("Muted"), hold=request.form.get("Hold"), timestamp=request.form.get("Timestamp"),
+        reason=(request.form.get("ReasonConferenceEnded") or "").strip()[:64] or None)
     if not event.conference_sid.startswith("CF") or not event.kind:
         metrics.WEBHOOKS.labels(route="conference", outcome="bad_request").inc()
         abort(400, "ConferenceSid or StatusCallbackEvent missing")
@@ -178,7 +179,7 @@ def _fault(error: Exception) -> Response | HTTPException:
 
 
 # What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
-_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.locked_out",
+_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "too_many_wrong_codes": "voice.too_many_wrong_codes",
                      "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
                      "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
                      "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}

@@ -397,13 +397,14 @@ def meeting_cancel(series_id, date):
 
 @meeting_group.command("unlock")
 @click.argument("number", metavar="LINE")
-@click.option("--caller", help="Only this caller's lock (their phone number); without it, every lock on the line.")
+@click.option("--caller", help="Only this caller's number; without it, every slowdown on the line.")
 def meeting_unlock(number, caller):
-    """Let callers locked out for wrong codes try again now."""
+    """Give callers slowed down for wrong codes their three tries a call again, now."""
     import sqlalchemy as sa
     from telline import db, groups
     from telline.models import Line, utcnow
-    from telline.voice.lockout import lift
+    from telline.queue import queues
+    from telline.voice.lockout import Lockout
     session = db.session()
     try:
         line = session.scalar(sa.select(Line).where(Line.phone_number == groups.any_e164(number)))
@@ -412,9 +413,9 @@ def meeting_unlock(number, caller):
         raise click.UsageError(str(exc)) from None
     if line is None:
         raise click.UsageError(f"{number} is not a telline line")
-    lifted = lift(session, line.id, caller_number, utcnow())
+    lifted = Lockout(queues().connection, _settings().secret_key).lift(session, line.id, caller_number, utcnow())
     session.commit()
-    click.echo(f"{lifted} lock(s) lifted" if lifted else "no lock in force")
+    click.echo(f"{lifted} slowdown(s) lifted" if lifted else "no slowdown in force")
 
 
 @meeting_group.command("roster")

@@ -6,6 +6,7 @@ Times are stored as UTC and come back timezone-aware on every backend.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -268,8 +269,18 @@ class MeetingSeries(Base):
     line: Mapped[Line] = relationship()
 
 
+class OccurrenceStatus(enum.StrEnum):
+    """Where one meeting of a series stands. A conference emptying does not end the meeting: only
+    an explicit end does (or, once the slot is over, the last conference ending)."""
+
+    SCHEDULED = "scheduled"  # no conference running now: not started yet, or between two conferences
+    LIVE = "live"  # a conference is running, started by a host
+    ENDED = "ended"  # a host or coordinator ended it (a host may restart it in its slot), or its slot is over
+    CANCELLED = "cancelled"  # a coordinator cancelled it: callers hear the next meeting
+
+
 class MeetingOccurrence(Base):
-    """One meeting of a series: its conference, its state, its roster and attendance."""
+    """One meeting of a series: its conference(s), its state, its roster and attendance."""
 
     __tablename__ = "meeting_occurrences"
     __table_args__ = (sa.UniqueConstraint("series_id", "starts_at"),)
@@ -277,15 +288,31 @@ class MeetingOccurrence(Base):
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_series.id", ondelete="CASCADE"), index=True)
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(sa.String(12), default="scheduled")  # scheduled|live|ended|cancelled
+    status: Mapped[str] = mapped_column(sa.String(12), default=OccurrenceStatus.SCHEDULED)  # an OccurrenceStatus
     # Opaque: no group title, no names, no numbers (conference names are visible account-wide).
+    # Every conference of the meeting has this FriendlyName; Twilio gives each a new ConferenceSid.
     conference_name: Mapped[str] = mapped_column(sa.String(40), unique=True)
-    conference_sid: Mapped[str | None] = mapped_column(sa.String(34), unique=True)
+    conference_sid: Mapped[str | None] = mapped_column(sa.String(34), unique=True)  # the one running now
     locked: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     series: Mapped[MeetingSeries] = relationship()
+
+
+class Conference(Base):
+    """One Twilio conference of a meeting. A meeting may have several in its slot: a conference ends
+    when its last caller leaves (or a host with "host leaving ends" does), and the next caller starts
+    a new one under the same FriendlyName with a new ConferenceSid. Roster and attendance carry on
+    across them (ConferenceParticipant rows belong to the meeting)."""
+
+    __tablename__ = "conferences"
+    sid: Mapped[str] = mapped_column(sa.String(34), primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_occurrences.id", ondelete="CASCADE"),
+                                               index=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(sa.String(64))  # Twilio's ReasonConferenceEnded
 
 
 class Announcement(Base):

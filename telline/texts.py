@@ -35,9 +35,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, we could not find your meeting. Please check your code with your coordinator, or text HELP to this number. Goodbye.",
         "fr": "Désolé, nous n'avons pas trouvé votre réunion. Vérifiez le code auprès de votre coordinateur, ou envoyez AIDE par SMS à ce numéro. Au revoir.",
     },
-    "voice.locked_out": {
-        "en": "Too many wrong codes were entered. Please try again in a quarter of an hour, or text HELP to this number. Goodbye.",
-        "fr": "Trop de codes erronés ont été saisis. Réessayez dans un quart d'heure, ou envoyez AIDE par SMS à ce numéro. Au revoir.",
+    "voice.too_many_wrong_codes": {
+        "en": "Sorry, that code did not work. Too many wrong codes have been entered, so for a quarter of an hour each call gets one try. Please check your code and call again, or text HELP to this number. Goodbye.",
+        "fr": "Désolé, ce code ne fonctionne pas. Trop de codes erronés ont été saisis : pendant un quart d'heure, chaque appel n'a droit qu'à un essai. Vérifiez votre code et rappelez, ou envoyez AIDE par SMS à ce numéro. Au revoir.",
     },
     "voice.next_meeting": {
         "en": "There is no meeting right now. The next {group} meeting is on {when}.",
@@ -87,8 +87,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "fr": "Attention : cette réunion est enregistrée.",
     },
     "voice.after_meeting": {
-        "en": "The meeting has ended. Thank you for joining. Goodbye.",
-        "fr": "La réunion est terminée. Merci d'y avoir participé. Au revoir.",
+        "en": "This call is over. Thank you for joining. If your meeting goes on, you can call again. Goodbye.",
+        "fr": "Cet appel est terminé. Merci d'y avoir participé. Si votre réunion continue, vous pouvez rappeler. Au revoir.",
     },
     "sms.dialout_missed": {
         "en": "We tried to call you for the {group} meeting. To join, call {number} and enter code {code} then #.",

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dateutil.rrule import rrulebase, rrulestr
 from sqlalchemy.orm import Session
 
-from telline.models import Group, Line, MeetingOccurrence, MeetingSeries, utcnow
+from telline.models import Group, Line, MeetingOccurrence, MeetingSeries, OccurrenceStatus, utcnow
 
 ACCESS_CODE_DIGITS = 7  # 10 million codes per line: not guessable in the tries a caller gets
 
@@ -303,7 +303,7 @@ def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[Meet
     cancelled = {(row.series_id, row.starts_at) for row in session.execute(
         sa.select(MeetingOccurrence.series_id, MeetingOccurrence.starts_at).where(
             MeetingOccurrence.series_id.in_([series.id for series in series_list]),
-            MeetingOccurrence.status == "cancelled", MeetingOccurrence.starts_at >= earliest))}
+            MeetingOccurrence.status == OccurrenceStatus.CANCELLED, MeetingOccurrence.starts_at >= earliest))}
     best = None
     for series in series_list:
         start = next_start(series, zone, now - dt.timedelta(minutes=series.duration_minutes))

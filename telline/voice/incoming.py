@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from telline import db, phone
 from telline.groups import is_active_member
-from telline.models import Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries, Member, utcnow
+from telline.models import Call, Group, MeetingOccurrence, MeetingSeries, Member, OccurrenceStatus, utcnow
 from telline.scheduling.series import next_meeting
 from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
 from telline.voice import meetings
 from telline.voice.directory import LineInfo, Series, directory
-from telline.voice.lockout import Lockout, caller_key, is_locked, lock_in_force
+from telline.voice.lockout import Lockout
 
 log = logging.getLogger(__name__)
 MAX_CODE_TRIES = 3
@@ -69,14 +69,12 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     on_now = line.on_now(now) if line is not None else ()
     if on_now and not any(series.caller_id_joins for series, _ in on_now):
         # A meeting is on and only its code lets one in: ask for it, nothing to keep yet (not even
-        # the caller's number parsed). A caller locked out for wrong codes hears so at the code.
+        # the caller's number parsed).
         return Answer("ask_code", line.language, group=line.group_name)
     caller = phone.from_twilio(from_raw)
     call = _call_row(session, call_sid, caller, line, called, status)
     if line is None:
         return Answer("unknown_line", "en")
-    if is_locked(session, caller, line.line_id, now):
-        return Answer("locked_out", line.language)
     if not on_now:
         return _no_meeting(session, line, caller, now)
     known = _caller_id_series(session, call, line, on_now)
@@ -114,9 +112,9 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
                  status: str | None, base_url: str, now: dt.datetime) -> Answer | None:
     """The right code for a meeting that is simply on: the call's row written with its seat in one
     statement (PostgreSQL), the common case when a meeting starts and everyone calls at once.
-    None for anything else (wrong code, first caller, a caller locked out, a meeting cancelled,
-    ended, locked or full, a call already seated elsewhere, SQLite…), which _enter_code() then
-    answers, reading afresh."""
+    None for anything else (wrong code, first caller, a meeting the admission rule refuses or a host
+    restarts, a call already seated elsewhere, SQLite…), which _enter_code() then answers, reading
+    afresh."""
     if session.get_bind().dialect.name != "postgresql":
         return None
     line = directory().by_number(session, called)
@@ -129,7 +127,7 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
             continue
         with db.lone_statement(session) as connection:
             seated = connection.execute(_TAKE_SEAT, dict(
-                sid=call_sid, line=line.line_id, caller=caller, caller_key=caller_key(caller), called=called,
+                sid=call_sid, line=line.line_id, caller=caller, called=called,
                 status=_status(status), now=now, series_id=series.id, start=start, as_role=role,
                 host=role == "host", max=series.max_participants)).first()
         if seated is None:
@@ -155,8 +153,6 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str
     line = directory().by_id(session, call.line_id) if call else None
     if call is None or line is None:
         return Answer("unknown_line", "en")  # a code for a call we never answered: start again
-    if is_locked(session, call.from_number, line.line_id, now):
-        return Answer("locked_out", line.language)
     code = "".join(ch for ch in (digits or "") if ch.isdigit())
     on_now = line.on_now(now)
     for series, start in on_now:
@@ -173,11 +169,12 @@ def _enter_code(session: Session, call_sid: str, digits: str | None, caller: str
     attempts = call.code_attempts + 1
     session.connection().execute(sa.update(Call).where(Call.id == call.id).values(code_attempts=attempts))
     if code:
-        locked = lockout.failed(session, call.from_number, line.line_id, now)
+        started = lockout.failed(session, call.from_number, line.line_id, now)
+        slowed = started or lockout.one_try_per_call(session, call.from_number, line.line_id, now)
         log.warning("wrong meeting code", extra={"call_sid": call_sid, "from": phone.mask(call.from_number),
-                                                 "attempt": attempts, "locked_out": locked})
-        if locked:
-            return Answer("locked_out", line.language)
+                                                 "attempt": attempts, "one_try_per_call": slowed})
+        if slowed:  # too many wrong codes from this number, or on this line: this call's try is spent
+            return Answer("too_many_wrong_codes", line.language)
     if attempts >= MAX_CODE_TRIES:
         return Answer("wrong_code_goodbye", line.language)
     return Answer("retry_code" if code else "no_code", line.language, group=line.group_name)
@@ -206,22 +203,22 @@ def _admit_again(session: Session, call: Call, role: str, base_url: str, ask_nam
 
 def _admit(session: Session, call, series: Series, start: dt.datetime, role: str, base_url: str,
            line: LineInfo, ask_name: bool = True) -> Answer:
-    """Let the caller into the meeting (series, start) unless it is cancelled, ended, locked or
-    full. `call`: anything with id, twilio_sid and from_number (a row, or a Call)."""
+    """Let the caller into the meeting (series, start) unless the admission rule (meetings.refusal)
+    refuses them; a host calling into a meeting that was ended restarts it. `call`: anything with
+    id, twilio_sid and from_number (a row, or a Call)."""
     language = line.language
-    occurrence = session.connection().execute(_OCCURRENCE, {"series_id": series.id, "start": start}).first()
+    params = {"series_id": series.id, "start": start, "host": role == "host", "max": series.max_participants}
+    occurrence = session.connection().execute(_OCCURRENCE, params).first()
     if occurrence is None:  # the meeting's first caller: its row and conference name are made now
         meetings.occurrence(session, series, start)
-        occurrence = session.connection().execute(_OCCURRENCE, {"series_id": series.id, "start": start}).first()
-    if occurrence.status == "cancelled":
+        occurrence = session.connection().execute(_OCCURRENCE, params).first()
+    if occurrence.refusal == "cancelled":
         return _no_meeting(session, line, call.from_number, utcnow(), after=occurrence.ends_at)
-    if occurrence.status == "ended":
-        return Answer("meeting_ended", language)
-    if role != "host":
-        if occurrence.locked:
-            return Answer("meeting_locked", language)
-        if occurrence.present >= series.max_participants:
-            return Answer("meeting_full", language)
+    if occurrence.refusal is not None:
+        return Answer(_REFUSED[occurrence.refusal], language)
+    if occurrence.status == OccurrenceStatus.ENDED and meetings.reopen(session, occurrence.id):
+        log.info("meeting restarted by its host", extra={"call_sid": call.twilio_sid,
+                                                         "occurrence_id": occurrence.id})
     session.connection().execute(sa.update(Call).where(Call.id == call.id)
                                  .values(occurrence_id=occurrence.id, role=role))
     return _seat_answer(series, role, line, base_url, call.id, call.twilio_sid, occurrence.id,
@@ -256,31 +253,26 @@ def _no_meeting(session: Session, line: LineInfo, caller: str | None, now: dt.da
                   next_when=when(start, line.timezone, line.language), can_remind=caller is not None)
 
 
+# What a caller refused by the admission rule (meetings.refusal) hears; "cancelled" hears the next one.
+_REFUSED = {"ended": "meeting_ended", "locked": "meeting_locked", "full": "meeting_full"}
+
 # The join path's statements, built once: a meeting's start brings every caller at once.
 _CALL_COLUMNS = (Call.id, Call.twilio_sid, Call.line_id, Call.member_id, Call.from_number, Call.code_attempts)
 _CALL_BY_SID = sa.select(*_CALL_COLUMNS).where(Call.twilio_sid == sa.bindparam("sid"))
-_PRESENT = (sa.select(sa.func.count(ConferenceParticipant.id))
-            .where(ConferenceParticipant.occurrence_id == MeetingOccurrence.id,
-                   ConferenceParticipant.joined_at.is_not(None), ConferenceParticipant.left_at.is_(None))
-            .scalar_subquery())
-_OCCURRENCE = (sa.select(MeetingOccurrence.id, MeetingOccurrence.status, MeetingOccurrence.locked,
-                         MeetingOccurrence.conference_name, MeetingOccurrence.ends_at, _PRESENT.label("present"))
-               .where(MeetingOccurrence.series_id == sa.bindparam("series_id"),
-                      MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type)))
+_REFUSAL = meetings.refusal(sa.bindparam("host", type_=sa.Boolean), sa.bindparam("max", type_=sa.Integer))
+_THIS_MEETING = (MeetingOccurrence.series_id == sa.bindparam("series_id"),
+                 MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type))
+_OCCURRENCE = (sa.select(MeetingOccurrence.id, MeetingOccurrence.status, MeetingOccurrence.conference_name,
+                         MeetingOccurrence.ends_at, _REFUSAL.label("refusal"))
+               .where(*_THIS_MEETING))
 
 
-# PostgreSQL: the call's row is written (or found) with its seat if the caller is not locked out
-# for wrong codes and the meeting is open to them — not cancelled or ended, and for a member not
-# locked nor full — in one statement that _enter_code() and _admit() take six to check.
+# PostgreSQL: the call's row is written (or found) with its seat if the admission rule lets the
+# caller in, in one statement where _enter_code() and _admit() take several. A host restarting
+# a meeting that was ended is left to _admit(), which reopens it.
 _NOW = sa.bindparam("now", type_=Call.started_at.type)
 _OPEN_SEAT = (sa.select(MeetingOccurrence.id, MeetingOccurrence.conference_name)
-              .where(~lock_in_force(sa.bindparam("line", type_=sa.Integer), sa.bindparam("caller_key"), _NOW),
-                     MeetingOccurrence.series_id == sa.bindparam("series_id"),
-                     MeetingOccurrence.starts_at == sa.bindparam("start", type_=MeetingOccurrence.starts_at.type),
-                     # != rather than NOT IN: an IN list is rendered again at every execution
-                     MeetingOccurrence.status != "cancelled", MeetingOccurrence.status != "ended",
-                     sa.or_(sa.bindparam("host", type_=sa.Boolean),
-                            sa.and_(MeetingOccurrence.locked.is_(False), _PRESENT < sa.bindparam("max"))))
+              .where(*_THIS_MEETING, _REFUSAL.is_(None), MeetingOccurrence.status != OccurrenceStatus.ENDED)
               .cte("open_seat"))
 _MEMBER_BY_NUMBER = sa.select(Member.id).where(Member.phone == sa.bindparam("caller")).scalar_subquery()
 _seat_insert = postgresql.insert(Call).from_select(

@@ -1,17 +1,54 @@
-"""When a series's meeting may be joined, and its occurrence row (created on first need)."""
+"""When a series's meeting may be joined, who may take a seat in it, and its occurrence row
+(created on first need)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from telline.models import MeetingOccurrence, MeetingSeries
+
+from telline.models import ConferenceParticipant, MeetingOccurrence, MeetingSeries, OccurrenceStatus
 from telline.scheduling.series import next_start
+
+Refusal = Literal["cancelled", "ended", "locked", "full"]
+
+# How many callers are in the meeting now (across its conferences), for "full".
+PRESENT = (sa.select(sa.func.count(ConferenceParticipant.id))
+           .where(ConferenceParticipant.occurrence_id == MeetingOccurrence.id,
+                  ConferenceParticipant.joined_at.is_not(None), ConferenceParticipant.left_at.is_(None))
+           .correlate(MeetingOccurrence).scalar_subquery())
+
+
+def refusal(as_host, max_participants) -> sa.Case:
+    """THE rule for who may take a seat in a meeting that is on now, as one SQL expression over its
+    occurrence row: NULL when the caller may, else why not (a Refusal). Both ways into a meeting
+    read it — the quick path's one statement and the full path's read of the occurrence — so they
+    cannot disagree. `as_host`, `max_participants`: plain values or bind parameters.
+
+    A cancelled meeting refuses everyone; an ended one every member (its host may restart it in its
+    slot: see reopen); a locked or full one every member but never a host."""
+    member = sa.not_(as_host)
+    return sa.case(
+        (MeetingOccurrence.status == OccurrenceStatus.CANCELLED, sa.literal("cancelled")),
+        (sa.and_(member, MeetingOccurrence.status == OccurrenceStatus.ENDED), sa.literal("ended")),
+        (sa.and_(member, MeetingOccurrence.locked.is_(True)), sa.literal("locked")),
+        (sa.and_(member, PRESENT >= max_participants), sa.literal("full")),
+        else_=sa.null())
+
+
+def reopen(session: Session, occurrence_id: int) -> bool:
+    """A host calls back into the meeting they (or a coordinator) ended, within its slot: it is open
+    again. True when it was ended."""
+    return bool(session.execute(
+        sa.update(MeetingOccurrence)
+        .where(MeetingOccurrence.id == occurrence_id, MeetingOccurrence.status == OccurrenceStatus.ENDED)
+        .values(status=OccurrenceStatus.SCHEDULED, ended_at=None)).rowcount)
 
 
 def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
@@ -44,5 +81,5 @@ def occurrence(session: Session, series: MeetingSeries, start: dt.datetime) -> M
 
 def cancel(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:
     row = occurrence(session, series, start)
-    row.status = "cancelled"
+    row.status = OccurrenceStatus.CANCELLED
     return row

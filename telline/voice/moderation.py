@@ -15,7 +15,7 @@ from rq import Retry
 from sqlalchemy.orm import Session
 
 from telline import db
-from telline.models import Announcement, Call, ConferenceParticipant, MeetingOccurrence
+from telline.models import Announcement, Call, ConferenceParticipant, MeetingOccurrence, OccurrenceStatus, utcnow
 from telline.tasks import durable, enqueue_after_commit
 from telline.twilio.gateway import TwilioError, gateway
 
@@ -60,13 +60,19 @@ def announce(session: Session, occurrence_id: int, text: str) -> Announcement:
 
 
 def end_meeting(session: Session, occurrence_id: int) -> None:
-    _live(session, occurrence_id)
-    enqueue_after_commit(session, end_job, occurrence_id, queue="urgent", retry=_RETRY)
+    """End the meeting for everyone: the one explicit end (a conference that empties ends only
+    itself). Members calling later hear it has ended; its host may restart it within its slot."""
+    occurrence = session.get(MeetingOccurrence, occurrence_id)
+    if occurrence is None or occurrence.status in (OccurrenceStatus.ENDED, OccurrenceStatus.CANCELLED):
+        raise ModerationError("that meeting is over")
+    occurrence.status, occurrence.ended_at = OccurrenceStatus.ENDED, utcnow()
+    if occurrence.conference_sid:
+        enqueue_after_commit(session, end_job, occurrence_id, queue="urgent", retry=_RETRY)
 
 
 def _live(session: Session, occurrence_id: int) -> MeetingOccurrence:
     occurrence = session.get(MeetingOccurrence, occurrence_id)
-    if occurrence is None or occurrence.status != "live" or not occurrence.conference_sid:
+    if occurrence is None or occurrence.status != OccurrenceStatus.LIVE or not occurrence.conference_sid:
         raise ModerationError("that meeting is not live")
     return occurrence
 
@@ -106,7 +112,7 @@ def announce_job(announcement_id: int) -> str | Retry:
     row = session.get(Announcement, announcement_id)
     occurrence = session.get(MeetingOccurrence, row.occurrence_id)
     public = current_app.config["TELLINE"].public_url
-    if not public or occurrence.status != "live":
+    if not public or occurrence.status != OccurrenceStatus.LIVE:
         return "skipped"
     return _twilio(lambda: gateway().update_conference(
         occurrence.conference_sid, announce_url=f"{public}/twilio/voice/announcement/{row.id}",
@@ -120,7 +126,7 @@ def announce_name_job(call_id: int) -> str | Retry:
     call = session.get(Call, call_id)
     occurrence = session.get(MeetingOccurrence, call.occurrence_id) if call and call.occurrence_id else None
     public = current_app.config["TELLINE"].public_url
-    if occurrence is None or occurrence.status != "live" or not public or not call.name_recording_url:
+    if occurrence is None or occurrence.status != OccurrenceStatus.LIVE or not public or not call.name_recording_url:
         return "skipped"
     return _twilio(lambda: gateway().update_conference(
         occurrence.conference_sid, announce_url=f"{public}/twilio/voice/name-announcement/{call.id}",
@@ -129,9 +135,10 @@ def announce_name_job(call_id: int) -> str | Retry:
 
 @durable
 def end_job(occurrence_id: int) -> str | Retry:
+    """Hang up the conference of a meeting that was ended (everyone hears the goodbye)."""
     occurrence = db.session().get(MeetingOccurrence, occurrence_id)
-    if occurrence.status != "live":
-        return "already over"
+    if occurrence.status != OccurrenceStatus.ENDED or not occurrence.conference_sid:
+        return "nothing to end"  # restarted by its host since, or its conference ended by itself
     return _twilio(lambda: gateway().update_conference(occurrence.conference_sid, status="completed"), "end")
 
 

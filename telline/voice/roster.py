@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.dedupe import first_time
-from telline.models import (Announcement, Call, ConferenceParticipant, Group, MeetingOccurrence, MeetingSeries,
-                            Member, utcnow)
+from telline.models import (Announcement, Call, Conference, ConferenceParticipant, Group, MeetingOccurrence,
+                            MeetingSeries, Member, OccurrenceStatus, utcnow)
 from telline.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class ConferenceEvent:
     muted: str | None = None
     hold: str | None = None
     timestamp: str | None = None
+    reason: str | None = None  # ReasonConferenceEnded, on conference-end
 
     @property
     def at(self) -> dt.datetime:
@@ -53,7 +54,11 @@ class ConferenceEvent:
 
 
 def apply(session: Session, event: ConferenceEvent) -> str:
-    """Apply one callback; returns what happened (for metrics): applied, duplicate, unknown."""
+    """Apply one callback; returns what happened (for metrics): applied, duplicate, unknown.
+
+    A conference that ends — its last caller left, or a host with "host leaving ends" did — ends that
+    conference only: the meeting stays open for the rest of its slot (the next caller starts a new
+    conference) unless a host or coordinator ended it (telline.voice.moderation.end_meeting)."""
     if not first_time(session, f"conf:{event.conference_sid}:{event.sequence}"):
         return "duplicate"
     occurrence = session.scalar(sa.select(MeetingOccurrence).where(sa.or_(
@@ -63,21 +68,65 @@ def apply(session: Session, event: ConferenceEvent) -> str:
         session.commit()  # keep the key: a retry of an unknown conference changes nothing either
         log.warning("callback for a conference telline does not know", extra={"event": event.kind})
         return "unknown"
-    occurrence.conference_sid = occurrence.conference_sid or event.conference_sid
     at = event.at
     if event.kind == "conference-start":
-        occurrence.status = "live" if occurrence.status != "ended" else occurrence.status
-        occurrence.started_at = min(filter(None, (occurrence.started_at, at)))
-        from telline.voice.dialout import dial_out_members
-        enqueue_after_commit(session, dial_out_members, occurrence.id, queue="urgent")
+        _conference_started(session, occurrence, event, at)
     elif event.kind == "conference-end":
-        occurrence.status, occurrence.ended_at = "ended", at
-        for p in _present(session, occurrence.id):
-            p.left_at = at
-    elif event.kind.startswith("participant-") and event.call_sid:
-        _participant_event(session, occurrence, event, at)
+        _conference_ended(session, occurrence, event, at)
+    else:
+        if occurrence.conference_sid is None and not _is_over(session, event.conference_sid):
+            occurrence.conference_sid = event.conference_sid  # callers waiting for a host: the one running now
+        if event.kind.startswith("participant-") and event.call_sid:
+            _participant_event(session, occurrence, event, at)
     session.commit()
     return "applied"
+
+
+def _conference(session: Session, occurrence: MeetingOccurrence, sid: str) -> Conference:
+    found = session.get(Conference, sid)
+    if found is None:
+        found = Conference(sid=sid, occurrence_id=occurrence.id)
+        session.add(found)
+    return found
+
+
+def _is_over(session: Session, sid: str) -> bool:
+    conference = session.get(Conference, sid)
+    return conference is not None and conference.ended_at is not None
+
+
+def _conference_started(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
+                        at: dt.datetime) -> None:
+    """A host arrived: this conference is the meeting's from now (Twilio runs one conference per
+    FriendlyName at a time), unless it is one whose end came first (callbacks arrive out of order)."""
+    conference = _conference(session, occurrence, event.conference_sid)
+    if conference.ended_at is not None:
+        return
+    conference.started_at = min(filter(None, (conference.started_at, at)))
+    occurrence.conference_sid = event.conference_sid
+    if occurrence.status == OccurrenceStatus.SCHEDULED:
+        occurrence.status = OccurrenceStatus.LIVE
+    occurrence.started_at = min(filter(None, (occurrence.started_at, at)))
+    from telline.voice.dialout import dial_out_members
+    enqueue_after_commit(session, dial_out_members, occurrence.id, queue="urgent")
+
+
+def _conference_ended(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
+                      at: dt.datetime) -> None:
+    conference = _conference(session, occurrence, event.conference_sid)
+    conference.ended_at, conference.end_reason = at, (event.reason or None)
+    for p in _present(session, occurrence.id, event.conference_sid):
+        p.left_at = at
+    if occurrence.conference_sid != event.conference_sid:
+        return  # an older conference's end, arriving late
+    occurrence.conference_sid = None
+    if occurrence.status == OccurrenceStatus.ENDED:
+        occurrence.ended_at = at  # the end a host asked for, as Twilio timed it
+    elif occurrence.status == OccurrenceStatus.LIVE:
+        if at >= occurrence.ends_at:  # the slot is over: so is the meeting
+            occurrence.status, occurrence.ended_at = OccurrenceStatus.ENDED, at
+        else:  # emptied, or its host left: the next caller starts it again
+            occurrence.status = OccurrenceStatus.SCHEDULED
 
 
 def _participant_event(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
@@ -114,10 +163,11 @@ def _participant_event(session: Session, occurrence: MeetingOccurrence, event: C
             p.on_hold = kind == "hold"
 
 
-def _present(session: Session, occurrence_id: int) -> list[ConferenceParticipant]:
+def _present(session: Session, occurrence_id: int, conference_sid: str) -> list[ConferenceParticipant]:
     return list(session.scalars(sa.select(ConferenceParticipant).where(
-        ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.joined_at.is_not(None),
-        ConferenceParticipant.left_at.is_(None)).order_by(ConferenceParticipant.id)))
+        ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.conference_sid == conference_sid,
+        ConferenceParticipant.joined_at.is_not(None), ConferenceParticipant.left_at.is_(None))
+        .order_by(ConferenceParticipant.id)))
 
 
 @dataclasses.dataclass(frozen=True)

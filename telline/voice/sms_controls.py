@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.groups import is_active_member
-from telline.models import Call, ConferenceParticipant, MeetingOccurrence, utcnow
+from telline.models import Call, ConferenceParticipant, MeetingOccurrence, OccurrenceStatus, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms.handlers import reply
 from telline.sms.keywords import Keyword, Kind
@@ -87,7 +87,7 @@ def _on_a_live_meeting(session: Session, number: str) -> ConferenceParticipant |
         .join(Call, Call.twilio_sid == ConferenceParticipant.call_sid)
         .join(MeetingOccurrence, MeetingOccurrence.id == ConferenceParticipant.occurrence_id)
         .where(caller_number(Call) == number, ConferenceParticipant.left_at.is_(None),
-               ConferenceParticipant.joined_at.is_not(None), MeetingOccurrence.status == "live")
+               ConferenceParticipant.joined_at.is_not(None), MeetingOccurrence.status == OccurrenceStatus.LIVE)
         .order_by(ConferenceParticipant.id.desc()).limit(1))
 
 

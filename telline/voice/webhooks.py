@@ -62,7 +62,7 @@ def _call_status() -> CallStatus | None:
 
 
 def _lockout() -> Lockout:
-    return Lockout(request_redis.connection())
+    return Lockout(request_redis.connection(), current_app.config["TELLINE"].secret_key)
 
 
 @bp.post("/voice")
@@ -96,7 +96,8 @@ def conference_event() -> Response:
         friendly_name=(form.text("FriendlyName") or "").strip(),
         kind=(form.text("StatusCallbackEvent") or "").strip(),
         sequence=sequence, call_sid=form.optional_sid("CallSid", ("CA",), "conference"),
-        muted=form.text("Muted"), hold=form.text("Hold"), timestamp=form.text("Timestamp"))
+        muted=form.text("Muted"), hold=form.text("Hold"), timestamp=form.text("Timestamp"),
+        reason=(form.text("ReasonConferenceEnded") or "").strip()[:64] or None)
     if not event.kind:
         form.refuse("conference", "StatusCallbackEvent missing")
     outcome = roster.apply(db.session(), event)
@@ -180,7 +181,7 @@ def _fault(error: Exception) -> Response | HTTPException:
 
 
 # What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
-_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "locked_out": "voice.locked_out",
+_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "too_many_wrong_codes": "voice.too_many_wrong_codes",
                      "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
                      "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
                      "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}

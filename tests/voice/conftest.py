@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
 
-from telline.models import Line, Member, Membership, utcnow
+from telline.models import Group, Line, Member, Membership, utcnow
 from telline.scheduling.series import create_series
 from tests.signing import post_signed
+from tests.sms.conftest import run_jobs
+from tests.twilio_sim import Clock, TwilioSim, via_test_client
 
 from tests.sms.conftest import LINE, PUBLIC_URL, new_group, settings_overrides  # noqa: F401 — the app talks to the stand-in
 
@@ -87,3 +92,44 @@ def said(root) -> str:
 
 def conference(root):
     return root.find("./Dial/Conference")
+
+
+# --- a whole phone call through Twilio's side (tests/twilio_sim.py), in process -------------------
+@dataclasses.dataclass
+class World:
+    """telline with its database and worker, and Twilio (the stand-in and the simulator)."""
+    app: Flask
+    session: Session  # the script's own, for looking (and for setting up the group)
+    group: Group
+    line: Line
+    standin: object
+    twilio: TwilioSim
+    clock: Clock
+
+    def run_jobs(self) -> None:
+        self.session.commit()  # the script holds no transaction while telline works
+        run_jobs(self.app)
+
+    def settle(self) -> None:
+        """Workers and Twilio catch up with each other: jobs run, callbacks arrive, jobs they queued run…"""
+        for _ in range(10):
+            self.run_jobs()
+            if not self.twilio.deliver():
+                return
+        raise AssertionError("telline and Twilio never settled")
+
+
+def fresh(session) -> None:
+    """See what others committed since (on SQLite a reader keeps its snapshot until its transaction ends)."""
+    session.commit()
+    session.expire_all()
+
+
+@pytest.fixture
+def in_process(app, client, session, group, line, standin):
+    clock = Clock(utcnow())
+    twilio = TwilioSim(standin, via_test_client(client), line=LINE, public_url=PUBLIC_URL, clock=clock,
+                       before_acting=session.commit)
+    return World(app, session, group, line, standin, twilio, clock)
+
+

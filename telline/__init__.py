@@ -35,11 +35,11 @@ def create_app(config: Settings | Mapping | None = None) -> Flask:
         h = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=h, x_proto=h, x_host=h, x_port=h, x_prefix=h)
 
-    from telline import db, metrics, queue, request_redis
+    from telline import db, job_queues, metrics, request_redis
     from telline.twilio import gateway
     db.init_app(app, settings.database_url)
     request_redis.init_app(app, settings.redis_url)
-    queue.init_app(app, settings.redis_url, settings.queue_prefix, request_redis.connection_of(app))
+    job_queues.init_app(app, settings.redis_url, settings.queue_prefix, request_redis.connection_of(app))
     gateway.init_app(app, settings)
     metrics.init_app(app)
 

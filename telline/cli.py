@@ -403,7 +403,7 @@ def meeting_unlock(number, caller):
     import sqlalchemy as sa
     from telline import db, groups
     from telline.models import Line, utcnow
-    from telline.queue import queues
+    from telline.job_queues import queues
     from telline.voice.lockout import Lockout
     session = db.session()
     try:

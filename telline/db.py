@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,26 +58,17 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # PostgreSQL: a pool for lone_statement(); connects on first use only.
-        self.lone_engine = make_lone_statement_engine(url) if not url.startswith("sqlite") else None
+        # PostgreSQL: the pool behind autocommit_connection(); connects on first use only. None: the
+        # session's own connection serves (SQLite; tests that run everything in one transaction).
+        self.autocommit_engine: sa.Engine | None = (make_autocommit_engine(url) if not url.startswith("sqlite")
+                                                    else None)
         # A forked worker child must not reuse the parent's sockets.
         os.register_at_fork(after_in_child=lambda: self.dispose(close=False))
 
     def dispose(self, close: bool = True) -> None:
-        for engine in (self.engine, self.lone_engine):
+        for engine in (self.engine, self.autocommit_engine):
             if engine is not None:
                 engine.dispose(close=close)
-
-    def bind_to(self, connection: sa.Connection) -> None:
-        """Make every session join `connection`'s transaction through savepoints.
-
-        Tests open a transaction, bind, and roll it back afterwards: commits in
-        the code under test become savepoint releases and nothing persists.
-        """
-        self.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
-
-    def unbind(self) -> None:
-        self.sessionmaker.configure(bind=self.engine, join_transaction_mode="conservative_savepoint")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -101,8 +93,8 @@ def _postgres_connect_args(options: str = "") -> dict[str, object]:
     return {**_POSTGRES_CONNECT_ARGS, "options": f"{options} {_EVERY_SESSION}".strip()}
 
 
-def make_lone_statement_engine(url: str) -> sa.Engine:
-    """Connections for lone_statement(): autocommit (one round trip a statement) and
+def make_autocommit_engine(url: str) -> sa.Engine:
+    """Connections for autocommit_connection(): autocommit (one round trip a statement) and
     PostgreSQL's asynchronous commit, so a commit does not wait for its WAL to reach the disk.
     What that risks: a server crash may lose the last fraction of a second of these rows
     (3 × wal_writer_delay), never corrupt anything. They are a caller's way into a meeting,
@@ -206,20 +198,17 @@ def database() -> Database:
 
 
 @contextlib.contextmanager
-def lone_statement(session: Session):
-    """A connection for a request whose one database step is a single statement.
-
-    PostgreSQL: a connection from the lone-statement pool (make_lone_statement_engine), so the
-    statement is one round trip — no BEGIN, no COMMIT — and its commit does not wait for the
-    disk. Elsewhere, the session's own connection, committed with the session: on SQLite a
-    second connection would wait for the session's write lock, and tests bind everything to
-    one transaction."""
-    bind = session.get_bind()
-    lone = database().lone_engine
-    if lone is None or isinstance(bind, sa.Connection):
+def autocommit_connection(session: Session) -> Iterator[sa.Connection]:
+    """A connection in autocommit, with PostgreSQL's asynchronous commit, for a request whose one
+    database step is a single statement (a caller taking a seat): one round trip — no BEGIN, no
+    COMMIT — whose commit does not wait for the disk (make_autocommit_engine says what that risks).
+    Without such a pool (SQLite, where a second connection would wait for the session's write
+    lock) the session's own connection, committed with the session."""
+    engine = database().autocommit_engine
+    if engine is None:
         yield session.connection()
         return
-    with lone.connect() as connection:
+    with engine.connect() as connection:
         yield connection
 
 

@@ -43,7 +43,7 @@ def replay_parked_texts() -> int:
     """Texts that came while the database did not answer (telline.sms.parked), stored and routed
     now. For the cron, every minute: nothing to do costs two Redis commands, and a second run at
     the same time handles nothing twice."""
-    from telline.queue import queues
+    from telline.job_queues import queues
     from telline.sms import parked
     from telline.sms.router import router
     return parked.replay(db.session(), router(), queues().connection)

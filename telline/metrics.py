@@ -43,7 +43,7 @@ class _QueueDepth:
 
 @bp.get("/metrics")
 def scrape():
-    from telline.queue import queues
+    from telline.job_queues import queues
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)

@@ -7,10 +7,30 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+
+# What the string columns below may hold: plain strings in the database, Literals for mypy.
+Direction = Literal["inbound", "outbound"]
+# Ours (received, pending, deferred, retrying, submitting, refused), then Twilio's MessageStatus values.
+MessageStatus = Literal["received", "pending", "deferred", "retrying", "submitting", "refused", "accepted",
+                        "scheduled", "queued", "sending", "sent", "failed", "undelivered", "canceled",
+                        "delivered", "read"]
+MessageKind = Literal["message", "reply", "opt_out_confirmation", "broadcast", "reminder", "host_alert",
+                      "dialout_missed"]
+Channel = Literal["sms", "voice"]
+ConsentAction = Literal["opt_in", "opt_out"]
+ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu"]
+MembershipStatus = Literal["pending", "active", "left"]
+NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this number get texts?
+Role = Literal["member", "host"]  # in a meeting
+InboxStatus = Literal["open", "done"]
+RateUnit = Literal["segments", "messages"]
+Encoding = Literal["GSM-7", "UCS-2"]
 
 
 def utcnow() -> dt.datetime:
@@ -86,7 +106,7 @@ class Line(Base):
     label: Mapped[str] = mapped_column(sa.String(80), default="")
     # Twilio's throughput for this sender: 1/s long code, 3/s toll-free, 100/s short code…
     sms_rate: Mapped[float] = mapped_column(default=1.0)
-    sms_rate_unit: Mapped[str] = mapped_column(sa.String(8), default="segments")  # segments | messages
+    sms_rate_unit: Mapped[RateUnit] = mapped_column(sa.String(8), default="segments")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     group: Mapped[Group] = relationship(back_populates="lines")
@@ -103,7 +123,7 @@ class Member(Base):
     timezone: Mapped[str | None] = mapped_column(sa.String(64))  # None: the group's
     preferences: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     # ok | invalid (not a number Twilio can text) | landline | unreachable — set from send errors.
-    sms_status: Mapped[str] = mapped_column(sa.String(12), default="ok")
+    sms_status: Mapped[NumberStatus] = mapped_column(sa.String(12), default="ok")
     sms_status_detail: Mapped[str] = mapped_column(sa.String(120), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -116,7 +136,7 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(sa.ForeignKey("members.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16), default="active")  # pending | active | left
+    status: Mapped[MembershipStatus] = mapped_column(sa.String(16), default="active")
     joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     member: Mapped[Member] = relationship(back_populates="memberships")
@@ -162,10 +182,10 @@ class ConsentEvent(Base):
     __table_args__ = (sa.Index("ix_consent_events_phone_channel_id", "phone", "channel", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(Phone)
-    channel: Mapped[str] = mapped_column(sa.String(8), default="sms")  # sms | voice
-    action: Mapped[str] = mapped_column(sa.String(8))  # opt_in | opt_out
+    channel: Mapped[Channel] = mapped_column(sa.String(8), default="sms")
+    action: Mapped[ConsentAction] = mapped_column(sa.String(8))
     # keyword | web | import | carrier (a 21610 from Twilio) | advanced_opt_out | voice_menu
-    source: Mapped[str] = mapped_column(sa.String(24))
+    source: Mapped[ConsentSource] = mapped_column(sa.String(24))
     group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"))
     detail: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -174,25 +194,24 @@ class ConsentEvent(Base):
 class Message(Base):
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(primary_key=True)
-    direction: Mapped[str] = mapped_column(sa.String(8))  # inbound | outbound
+    direction: Mapped[Direction] = mapped_column(sa.String(8))
     line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lines.id", ondelete="SET NULL"), index=True)
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"), index=True)
     from_number: Mapped[str | None] = mapped_column(Phone)  # None: anonymous or unparseable sender
     to_number: Mapped[str | None] = mapped_column(Phone)
     body: Mapped[str] = mapped_column(sa.Text, default="")
     num_media: Mapped[int] = mapped_column(default=0)
-    # outbound: pending | queued | sending | sent | delivered | undelivered | failed | refused | …
-    status: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[MessageStatus] = mapped_column(sa.String(16))  # inbound: received
     twilio_sid: Mapped[str | None] = mapped_column(sa.String(34), unique=True)
     error_code: Mapped[int | None]
     error_message: Mapped[str | None] = mapped_column(sa.String(255))
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
     urgent: Mapped[bool] = mapped_column(default=False)
     # What it is, for the send rules: reply | opt_out_confirmation | broadcast | reminder | …
-    kind: Mapped[str] = mapped_column(sa.String(24), default="message")
+    kind: Mapped[MessageKind] = mapped_column(sa.String(24), default="message")
     broadcast_id: Mapped[int | None] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="SET NULL"),
                                                      index=True)
-    encoding: Mapped[str] = mapped_column(sa.String(8), default="GSM-7")  # GSM-7 | UCS-2
+    encoding: Mapped[Encoding] = mapped_column(sa.String(8), default="GSM-7")
     segments: Mapped[int] = mapped_column(default=1)
     attempts: Mapped[int] = mapped_column(default=0)
     send_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # deferred by quiet hours
@@ -209,7 +228,7 @@ class MessageEvent(Base):
     __table_args__ = (sa.UniqueConstraint("twilio_sid", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     twilio_sid: Mapped[str] = mapped_column(sa.String(34), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[MessageStatus] = mapped_column(sa.String(16))
     error_code: Mapped[int | None]
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -235,7 +254,7 @@ class InboxItem(Base):
     message_id: Mapped[int] = mapped_column(sa.ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
     group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"), index=True)
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(sa.String(8), default="open")  # open | done
+    status: Mapped[InboxStatus] = mapped_column(sa.String(8), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -329,7 +348,7 @@ class Call(Base):
     __tablename__ = "calls"
     id: Mapped[int] = mapped_column(primary_key=True)
     twilio_sid: Mapped[str] = mapped_column(sa.String(34), unique=True)
-    direction: Mapped[str] = mapped_column(sa.String(16))  # inbound | outbound
+    direction: Mapped[Direction] = mapped_column(sa.String(16))
     line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lines.id", ondelete="SET NULL"), index=True)
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"), index=True)
     from_number: Mapped[str | None] = mapped_column(Phone)  # None: anonymous, blocked or client:
@@ -339,7 +358,7 @@ class Call(Base):
     code_attempts: Mapped[int] = mapped_column(default=0)
     occurrence_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("meeting_occurrences.id", ondelete="SET NULL"), index=True)
-    role: Mapped[str | None] = mapped_column(sa.String(8))  # member | host, once admitted
+    role: Mapped[Role | None] = mapped_column(sa.String(8))  # once admitted
     name_recording_url: Mapped[str | None] = mapped_column(sa.String(500))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -371,7 +390,7 @@ class ConferenceParticipant(Base):
     occurrence_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("meeting_occurrences.id", ondelete="CASCADE"), index=True)
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("members.id", ondelete="SET NULL"))
-    role: Mapped[str] = mapped_column(sa.String(8), default="member")  # member | host
+    role: Mapped[Role] = mapped_column(sa.String(8), default="member")
     muted: Mapped[bool] = mapped_column(default=False)
     on_hold: Mapped[bool] = mapped_column(default=False)
     hand_raised: Mapped[bool] = mapped_column(default=False)

@@ -1,7 +1,7 @@
 """Redis as a web request uses it (wrong-code counters, parked texts, the health probe, sending
 a task's job): quick to give up.
 
-RQ's connection (telline.queue) waits as long as a command takes and retries: a worker blocks
+RQ's connection (telline.job_queues) waits as long as a command takes and retries: a worker blocks
 on BLPOP for minutes by design. A webhook cannot wait: a Redis that is stopped or lost on the
 network would hold the caller until Twilio gives up and plays "an application error". Here
 connecting and each command give up after TIMEOUT seconds, without retrying, and the request

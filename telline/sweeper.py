@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from telline import db, tasks
 from telline.models import Task, utcnow
-from telline.queue import queues
+from telline.job_queues import queues
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from telline import db
 from telline.models import Task, job_id, utcnow
-from telline.queue import check_job_args, queues
+from telline.job_queues import check_job_args, queues
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from rq.scripts import release_lock
 from rq.utils import now as rq_now
 
 from telline import jobs, sweeper
-from telline import queue as job_queue
+from telline import job_queues
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,8 @@ class TellineSimpleWorker(_AppContextPerJob, SimpleWorker):
 def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options):
     """rq_options are RQ's own Worker settings (worker_ttl, maintenance_interval,
     job_monitoring_interval…): how soon a dead worker's jobs are found and retried."""
-    jq: job_queue.JobQueues = app.extensions[job_queue.EXTENSION]
-    selected = [jq[name] for name in (queue_names or job_queue.QUEUE_NAMES)]
+    jq: job_queues.JobQueues = app.extensions[job_queues.EXTENSION]
+    selected = [jq[name] for name in (queue_names or job_queues.QUEUE_NAMES)]
     cls = TellineSimpleWorker if simple else TellineWorker
     # Configure the ORM once in the parent: forked work horses inherit it instead of each
     # paying for mapper configuration on its first query.
@@ -265,7 +265,7 @@ class TellineCron(CronScheduler):
 
 def make_cron(app: Flask, sweep_every: int | None = None) -> CronScheduler:
     """sweep_every: seconds between sweeps, instead of sweeper.SWEEP_SECONDS (tests, operators)."""
-    jq: job_queue.JobQueues = app.extensions[job_queue.EXTENSION]
+    jq: job_queues.JobQueues = app.extensions[job_queues.EXTENSION]
     cron = TellineCron(connection=jq.connection)
     for p in PERIODIC:
         schedule = every_seconds(sweep_every) if sweep_every and p.func is sweeper.sweep else p.cron

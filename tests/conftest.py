@@ -135,10 +135,13 @@ def app(database_url, redis_url, redis_conn, settings_overrides):
     database = app.extensions[DB_EXTENSION]
     connection = database.engine.connect()
     outer = connection.begin()
-    database.bind_to(connection)
+    # Every session joins this one transaction through savepoints: commits in the code under test
+    # become savepoint releases, and nothing persists. The quick join path's autocommit pool would
+    # write outside it: without that pool, it writes on the session's connection (as on SQLite).
+    database.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    database.autocommit_engine = None
     with app.app_context():
         yield app
-    database.unbind()
     outer.rollback()
     connection.close()
     database.engine.dispose()

@@ -6,7 +6,7 @@ from rq import get_current_job
 
 from telline import db
 from telline.models import Group
-from telline.queue import queues
+from telline.job_queues import queues
 from telline.tasks import durable
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 
 from telline import create_app, db, migrate
 from telline.models import Group
-from telline.queue import enqueue_now, queues
+from telline.job_queues import enqueue_now, queues
 from telline.tasks import enqueue_after_commit
 from telline.worker import PERIODIC, make_cron, make_worker
 from tests import sample_jobs

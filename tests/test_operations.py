@@ -3,7 +3,7 @@
 import pytest
 
 from telline import create_app
-from telline.queue import enqueue_now
+from telline.job_queues import enqueue_now
 from tests import sample_jobs
 from tests.conftest import make_settings
 from tests.signing import post_signed

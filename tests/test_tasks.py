@@ -15,7 +15,7 @@ from rq.job import Job, JobStatus
 
 from telline import localredis, sweeper, tasks
 from telline.models import InboxItem, Line, Message, Task, utcnow
-from telline.queue import queues
+from telline.job_queues import queues
 from telline.sms.outbound import send_text
 from telline.texts import t
 from telline.worker import ALIVE_TTL, make_cron, make_worker

@@ -8,19 +8,21 @@ until it opts back in. The latest event decides; no events means "never asked".
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import phone
-from telline.models import ConsentEvent
+from telline.models import Channel, ConsentAction, ConsentEvent, ConsentSource
 
 log = logging.getLogger(__name__)
-OPT_IN, OPT_OUT = "opt_in", "opt_out"
+OPT_IN: Final[ConsentAction] = "opt_in"
+OPT_OUT: Final[ConsentAction] = "opt_out"
 
 
-def record(session: Session, number: str, action: str, source: str, *, group_id: int | None = None,
-           detail: str = "", channel: str = "sms") -> ConsentEvent:
+def record(session: Session, number: str, action: ConsentAction, source: ConsentSource, *,
+           group_id: int | None = None, detail: str = "", channel: Channel = "sms") -> ConsentEvent:
     if action not in (OPT_IN, OPT_OUT):
         raise ValueError(f"unknown consent action {action!r}")
     event = ConsentEvent(phone=number, channel=channel, action=action, source=source,
@@ -30,7 +32,7 @@ def record(session: Session, number: str, action: str, source: str, *, group_id:
     return event
 
 
-def current(session: Session, number: str, channel: str = "sms") -> str | None:
+def current(session: Session, number: str, channel: Channel = "sms") -> ConsentAction | None:
     return session.scalar(
         sa.select(ConsentEvent.action)
         .where(ConsentEvent.phone == number, ConsentEvent.channel == channel)

@@ -87,7 +87,7 @@ def window(per_second: float) -> tuple[int, float]:
 
 
 class SenderRateLimiter:
-    """`connection` is the app's (telline.queue.queues().connection); any redis.Redis works."""
+    """`connection` is the app's (telline.job_queues.queues().connection); any redis.Redis works."""
 
     def __init__(self, connection: redis.Redis, prefix: str = "telline:rate", guard: float = GUARD):
         self._book = connection.register_script(_BOOK)

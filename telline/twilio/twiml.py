@@ -45,7 +45,7 @@ def ask_digits(prompt: str, language: str, action: str, *, on_silence: str, num_
 
 @dataclasses.dataclass(frozen=True)
 class ConferenceSeat:
-    """How one caller enters one conference (telline.voice.bridge decides, this renders)."""
+    """How one caller enters one conference (telline.voice.incoming decides, this renders)."""
 
     name: str  # opaque
     host: bool

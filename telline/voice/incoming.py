@@ -54,7 +54,7 @@ def receive_call(session: Session, *, call_sid: str, from_raw: str | None, to_ra
 
 def _commit(session: Session) -> None:
     """One transaction per request: whatever was decided. Nothing to do when the request's only
-    write went through db.lone_statement() (the common case at a meeting's start)."""
+    write went through db.autocommit_connection() (the common case at a meeting's start)."""
     if session.in_transaction():
         session.commit()
 
@@ -125,7 +125,7 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
         role = _role_for(series, code)
         if role is None:
             continue
-        with db.lone_statement(session) as connection:
+        with db.autocommit_connection(session) as connection:
             seated = connection.execute(_TAKE_SEAT, dict(
                 sid=call_sid, line=line.line_id, caller=caller, called=called,
                 status=_status(status), now=now, series_id=series.id, start=start, as_role=role,
@@ -302,7 +302,7 @@ def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInf
               status: str | None):
     """This call's row, written by the first webhook that has something to keep (see the module's
     docstring): a retried webhook finds it and changes nothing."""
-    with db.lone_statement(session) as connection:
+    with db.autocommit_connection(session) as connection:
         row = connection.execute(_insert_call(session.get_bind().dialect.name), dict(
             sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
             status=_status(status), now=utcnow())).first()

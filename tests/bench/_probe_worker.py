@@ -47,7 +47,7 @@ if "lagprobe" in variant:
         called = time.time()
         sent = _send(self, **kwargs)
         done = time.time()
-        from telline.queue import queues
+        from telline.job_queues import queues
         queues().connection.rpush("bench:lag", json.dumps(
             {"to": kwargs.get("to"), "slot": getattr(_last, "slot", None), "call": called, "done": done}))
         _last.slot = None

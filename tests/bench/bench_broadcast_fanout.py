@@ -47,7 +47,7 @@ def run_broadcast(app, standin: h.StandInProcess, workers: h.Workers, group_id: 
                   timeout: float) -> dict:
     from telline import db
     from telline.models import Message
-    from telline.queue import queues
+    from telline.job_queues import queues
     from telline.sms.broadcast import start_broadcast
 
     with app.app_context():

@@ -46,14 +46,14 @@ def enqueue_backlog(app, group_id: int, line_id: int, jobs: str, as_is: bool) ->
 
     single: one outbound row per member (as send_text writes it), commit, then one
     deliver job per row — what send_text's own enqueue_after_commit should do. With
-    as_is, send_text() itself: telline.queue sends pending jobs on every SAVEPOINT
+    as_is, send_text() itself: telline.job_queues sends pending jobs on every SAVEPOINT
     release (after_commit fires for nested transactions too, and send_text uses
     begin_nested), so all but the last job reach Redis BEFORE the commit, and a
     running worker finds no row ("gone"): see repro_enqueue_before_commit.py.
     """
     from telline import db
     from telline.models import Line, Member, Membership, Message
-    from telline.queue import enqueue_now
+    from telline.job_queues import enqueue_now
     from telline.sms import segments
     from telline.sms.broadcast import start_broadcast
     from telline.sms.delivery import deliver

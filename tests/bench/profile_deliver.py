@@ -41,7 +41,7 @@ def main() -> int:
 
             from telline import db
             from telline.models import Line
-            from telline.queue import queues
+            from telline.job_queues import queues
             from telline.sms.broadcast import fan_out, start_broadcast
             from telline.twilio.gateway import gateway
             with app.app_context():

@@ -92,7 +92,7 @@ def trace(app, db_name, db_url, code):
     app.extensions[EXTENSION].dispose()  # new connections (both pools) pick the setting up
     client = app.test_client()
     join(client, surge.Caller(PUBLIC, code))  # connect outside the traced path
-    redis_conn = app.extensions["telline.queue"].connection
+    redis_conn = app.extensions["telline.job_queues"].connection
     commands = []
     original = redis_conn.execute_command
 

@@ -5,7 +5,7 @@ transaction uses savepoints (send_text does: session.begin_nested()).
 
 SQLAlchemy fires the Session "after_commit" event for nested transactions too
 (SessionTransaction.commit: `if self._parent is None or self.nested: … after_commit`),
-and telline.queue._send_pending sends every pending job on it. So in a transaction
+and telline.job_queues._send_pending sends every pending job on it. So in a transaction
 that calls send_text() three times, text 1's job is sent when text 2's savepoint is
 released — before the rows are committed. A worker that picks it up then finds no
 row, deliver() returns "gone", and that text is never sent (seen in
@@ -33,7 +33,7 @@ import _harness as h
 def run(redis_url: str) -> list[int]:
     from telline import db
     from telline.models import Line
-    from telline.queue import queues
+    from telline.job_queues import queues
     from telline.sms.outbound import send_text
     seen = []
     with h.fresh_database("sqlite") as url:
@@ -56,7 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
-    import telline.queue as tq
+    import telline.job_queues as tq
     as_is = run(args.redis_url)
     print(f"as is:      jobs in Redis after send_text 1, 2, 3 (uncommitted): {as_is[:3]}; after commit: {as_is[3]}")
 

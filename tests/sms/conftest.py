@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 
 from telline.models import Group, Line, Member, Membership, Message
-from telline.queue import queues
+from telline.job_queues import queues
 from telline.sms import consent
 from telline.worker import make_worker
 

@@ -20,7 +20,7 @@ def broadcast_rows(session, group, n, body="Group moves to Thursday 7pm, same nu
     broadcast = start_broadcast(session, group_id=group.id, body=body)
     session.flush()
     fan_out(broadcast.id)
-    from telline.queue import queues
+    from telline.job_queues import queues
     for q in queues().in_order():
         q.empty()  # the test runs the batch itself
     ids = list(session.scalars(sa.select(Message.id).where(Message.broadcast_id == broadcast.id)

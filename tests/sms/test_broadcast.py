@@ -50,7 +50,7 @@ def test_a_broadcast_is_cut_into_jobs_the_lines_rate_can_send_in_time(app, sessi
     members(session, group, size + 1)
     start_broadcast(session, group_id=group.id, body=body)
     session.commit()
-    from telline.queue import queues
+    from telline.job_queues import queues
     from telline.worker import make_worker
     make_worker(app, simple=True).work(burst=True, max_jobs=1)  # only the fan-out job
     session.expire_all()
@@ -76,7 +76,7 @@ def test_a_member_who_stops_after_the_fan_out_is_not_texted(app, session, group,
     start_broadcast(session, group_id=group.id, body="hello all")
     session.commit()
     from telline.worker import make_worker
-    from telline.queue import queues
+    from telline.job_queues import queues
     make_worker(app, simple=True).work(burst=True, max_jobs=1)  # only the fan-out job
     assert queues()["bulk"].count == 1
     consent.record(session, bob.phone, consent.OPT_OUT, "keyword")

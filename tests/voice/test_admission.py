@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from telline.models import ConferenceParticipant, OccurrenceStatus, utcnow
-from telline.queue import queues
+from telline.job_queues import queues
 from telline.voice import incoming, meetings
 from telline.voice.directory import directory
 from telline.voice.lockout import Lockout

@@ -39,7 +39,7 @@ def statements_during(app, action):
         autocommit = conn.connection.dbapi_connection.autocommit
         seen.append(statement.split(None, 1)[0].upper() + (" (autocommit)" if autocommit else ""))
     database = app.extensions[db.EXTENSION]
-    engines = (database.engine, database.lone_engine)
+    engines = (database.engine, database.autocommit_engine)
     for engine in engines:
         sa.event.listen(engine, "before_cursor_execute", note)
     try:
@@ -65,7 +65,7 @@ def test_a_caller_joins_with_one_statement_per_request(committed):
     with app.app_context():
         row = db.session().scalar(sa.select(Call).where(Call.twilio_sid == sid))
         assert (row.role, row.from_number, row.occurrence_id is not None) == ("member", "+447911000003", True)
-        with db.database().lone_engine.connect() as connection:  # its commits do not wait for the disk
+        with db.database().autocommit_engine.connect() as connection:  # its commits do not wait for the disk
             assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
 
 

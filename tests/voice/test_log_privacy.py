@@ -30,11 +30,9 @@ from tests.voice.test_whole_meeting import (
     INTRUDER,
     LATE,
     NAMED,
-    World,
-    fresh,
-    in_process,  # noqa: F401 — the fixture: the meeting's world, in process
     play_a_whole_meeting,
 )
+from tests.voice.conftest import World, fresh
 
 JOINER, QUITTER = "+447911123777", "+447911123778"  # join by text; opt out by text
 MEMBERS = [*NAMED, *EARLY, *LATE, HOST, INTRUDER, JOINER, QUITTER]
@@ -107,7 +105,7 @@ def a_send_that_cannot_reach_twilio(world: World, number: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_nothing_logged_in_a_whole_meeting_and_sms_scenario_carries_a_members_number(
-        in_process, log_output, fmt):  # noqa: F811 — both are the imported fixtures
+        in_process, log_output, fmt):  # noqa: F811 — log_output is the imported fixture
     world, out = in_process, log_output(fmt)
     with every_logger_at_debug():
         play_a_whole_meeting(world)  # codes, a lockout, text controls, the host's moderation (REST API)

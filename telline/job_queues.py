@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
 
-EXTENSION = "telline.queue"
+EXTENSION = "telline.job_queues"
 QUEUE_NAMES = ("urgent", "default", "bulk")
 
 

@@ -120,7 +120,7 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 @click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
               help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
 def cron_command(sweep_every):
-    """RQ's cron: enqueues the periodic jobs (a second one, a standby, adds nothing twice).
+    """RQ's cron: enqueues the periodic jobs (two crons: still once).
 
     The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import every_seconds, make_cron
@@ -399,7 +399,7 @@ def meeting_cancel(series_id, date):
 @click.argument("number", metavar="LINE")
 @click.option("--caller", help="Only this caller's number; without it, every slowdown on the line.")
 def meeting_unlock(number, caller):
-    """Give callers slowed down for wrong codes their three tries a call again, now."""
+    """Lift a slowdown after wrong codes: three tries a call again."""
     import sqlalchemy as sa
     from telline import db, groups
     from telline.models import Line, utcnow

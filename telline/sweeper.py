@@ -88,23 +88,34 @@ def resend(session: Session, lost: list[tuple[int, int]]) -> list[Task]:
 
 
 def _missing(job_ids: list[str]) -> list[bool]:
-    """For each job: is it gone — not in Redis, over (failed, stopped, cancelled or finished
-    without its task being done), or started by a worker that is no longer alive?"""
-    connection = queues().connection
+    """For each job: is it gone — not in Redis; over (failed, stopped, cancelled, or finished
+    without its task being done); started by a worker that is no longer alive; or "queued" but in
+    no queue? That last one is a job a worker took from its queue and never ran: RQ hands it over
+    with BLPOP, and when the worker has just been killed, a child it forked (its scheduler) may
+    still hold its connection open, so Redis gives the job to a socket nobody reads."""
+    jq = queues()
+    connection = jq.connection
+    # The queues first: a job taken from one after this is already marked started when it is read.
+    keys = [key for q in jq.in_order() for key in (q.key, q.intermediate_queue.key)]
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.lrange(key, 0, -1)
+        in_a_queue = {job_id for ids in pipe.execute() for job_id in ids}
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hmget(Job.key_for(job_id), "status", "worker_name")
-        states = pipe.execute()
-    started_by = [(w or b"").decode() for s, w in states if (s or b"").decode() == JobStatus.STARTED.value]
+        states = [((status or b"").decode(), (worker or b"").decode()) for status, worker in pipe.execute()]
+    started_by = [worker for status, worker in states if status == JobStatus.STARTED.value]
     with connection.pipeline(transaction=False) as pipe:
         for worker in started_by:
             pipe.exists(alive_key(worker))
         alive = dict(zip(started_by, pipe.execute()))
     out = []
-    for status, worker in states:
-        status = (status or b"").decode()
+    for job_id, (status, worker) in zip(job_ids, states):
         if status == JobStatus.STARTED.value:
-            out.append(not alive.get((worker or b"").decode()))
+            out.append(not alive.get(worker))
+        elif status == JobStatus.QUEUED.value:
+            out.append(job_id.encode() not in in_a_queue)
         else:
             out.append(status not in WAITING)
     return out

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from telline import migrate
 from telline.cli import cli
 from telline.models import Line
+from tests.conftest import AUTH_TOKEN, SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,6 +119,8 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
             time.sleep(0.1)
         assert conn.lrange("seen", 0, -1) == [b"yes"]
         conn.close()
+        while time.monotonic() < deadline and not any("prune_webhook_keys" in line for line in lines):
+            lines.append(proc.stdout.readline())  # cron registers its jobs as it starts, maybe later
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
@@ -160,12 +164,13 @@ def test_db_upgrade_prints_one_line(tmp_path):
 def test_two_upgrades_at_once_on_postgresql_one_waits_and_neither_fails():
     """Both take the same advisory lock: the second waits for the first, then finds nothing to do.
     The test holds the lock first, so both are surely waiting at once before either runs."""
-    from tests.conftest import fresh_postgres_database
+    from tests.conftest import AUTH_TOKEN, SECRET_KEY, fresh_postgres_database
     with fresh_postgres_database("telline_upgrade") as url:
         engine = sa.create_engine(url)
         with engine.connect() as holder:
             holder.execute(sa.select(sa.func.pg_advisory_lock(migrate.MIGRATION_LOCK)))
-            env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_LOG_FORMAT="text")
+            env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_LOG_FORMAT="text",  # PostgreSQL: real secrets
+                       TELLINE_SECRET_KEY=SECRET_KEY, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
             upgrades = [subprocess.Popen([sys.executable, "-m", "telline", "db", "upgrade"], env=env,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                         for _ in range(2)]
@@ -203,3 +208,71 @@ def test_telline_standin_serves_the_twilio_api_to_the_gateway(tmp_path):
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _argv(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker process through /proc")
+def test_telline_run_starts_a_worker_again_when_it_dies(tmp_path):
+    """kill -9 the worker `telline run` started: it is started again (its jobs are only safe if a
+    worker comes back), and the new one works; the web kept answering meanwhile."""
+    from tests.processes import process_tree
+    port = _free_port()
+    env = dict(os.environ, TELLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}",
+               TELLINE_REDIS_URL="redis://127.0.0.1:1/0", TELLINE_LOG_FORMAT="text", PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "telline", "run", "--port", str(port), "--web-workers", "1"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    reader = None
+
+    def read_until(text: str, seconds: float = 60) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if text in line:
+                return line
+            assert proc.poll() is None, "".join(lines)
+        raise AssertionError(f"never said {text!r}:\n" + "".join(lines))
+
+    try:
+        private_url = read_until("started a private one at").split("started a private one at ")[1].split()[0]
+        read_until("worker and cron running")
+        workers = [pid for pid in process_tree(proc.pid) if _parent(pid) == proc.pid and b"worker" in _argv(pid)]
+        assert len(workers) == 1, workers  # `telline worker` itself (its scheduler is its child)
+        os.kill(workers[0], signal.SIGKILL)
+        read_until("worker stopped (exit code -9); starting it again")
+        read_until("Listening on urgent, default, bulk")  # the new one (a job given to the dead one's
+        # connection before it is quite gone is the sweeper's: tests/test_tasks.py)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
+            assert r.status == 200
+        from rq import Queue
+        from tests import sample_jobs
+        conn = redis.Redis.from_url(private_url)
+        job = Queue("default", connection=conn).enqueue(sample_jobs.append_to_list, "seen", "again")
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # keep its pipe flowing
+        reader.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and conn.lrange("seen", 0, -1) != [b"again"]:
+            time.sleep(0.1)
+        assert conn.lrange("seen", 0, -1) == [b"again"], (job.get_status(), "".join(lines))  # the new one works
+        conn.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        if reader is not None:
+            reader.join(10)
+        else:
+            lines.append(proc.stdout.read())
+        proc.stdout.close()
+    assert proc.returncode == 0, "".join(lines)

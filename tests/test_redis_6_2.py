@@ -29,6 +29,7 @@ from telline.sms.inbound import IncomingText
 from telline.sms.rate import SenderRateLimiter
 from telline.voice.lockout import WINDOW_SECONDS, Limits, Lockout
 from tests import sample_jobs
+from tests.conftest import SECRET_KEY
 from tests.sms.conftest import new_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,9 +57,9 @@ def test_the_server_is_the_6_2_that_telline_run_may_start(conn):
     assert conn.info("server")["redis_version"].startswith("6.2.")
 
 
-def test_wrong_codes_are_counted_and_lock_the_caller(conn, session):
+def test_wrong_codes_are_counted_and_slow_the_caller_down(conn, session):
     line = session.scalar(sa.select(Line).where(Line.group_id == new_group(session).id))
-    lockout = Lockout(conn, Limits(per_caller=3, per_line=100))
+    lockout = Lockout(conn, SECRET_KEY, Limits(per_caller=3, per_line=100))
     now = utcnow()
     assert [lockout.failed(session, "+447911123456", line.id, now) for _ in range(3)] == [False, False, True]
     session.flush()
@@ -66,7 +67,7 @@ def test_wrong_codes_are_counted_and_lock_the_caller(conn, session):
     line_counter = conn.keys("telline:codes:line:*")[0]
     assert int(conn.get(line_counter)) == 3
     assert 0 < conn.ttl(line_counter) <= WINDOW_SECONDS  # the window started at the first wrong code
-    assert conn.keys("telline:codes:caller:*") == []  # counted afresh once the lock is over
+    assert conn.keys("telline:codes:caller:*") == []  # counted afresh once the slowdown is over
 
 
 def test_the_send_rate_limiter_keeps_a_line_to_its_rate(conn):

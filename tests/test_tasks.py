@@ -166,6 +166,19 @@ def test_a_job_started_by_a_live_worker_is_left_alone(app, session, group, line)
     assert sweep_now() == 0
 
 
+def test_a_job_taken_from_its_queue_and_never_run_is_sent_again(app, session, group, line, standin):
+    """A worker killed in BLPOP whose forked scheduler still holds its socket: Redis hands the next
+    job to a connection nobody reads. The job's hash says "queued"; no queue holds it."""
+    send_text(session, line=line, to=MEMBER, body="Hello.", idempotency_key="limbo")
+    session.commit()
+    [task] = session.scalars(sa.select(Task)).all()
+    assert queues().connection.lpop(queues()["default"].key) == task.job_id.encode()  # into nowhere
+    assert Job.fetch(task.job_id, connection=queues().connection).get_status() == JobStatus.QUEUED
+    assert sweep_now() == 1
+    run_jobs(app)
+    assert texts_to(standin, MEMBER) == ["Hello."]
+
+
 def test_a_job_of_an_older_generation_does_nothing(app, session, group, line, standin, private_redis):
     send_text(session, line=line, to=MEMBER, body="Once only.", idempotency_key="generations")
     session.commit()

@@ -318,6 +318,13 @@ class MeetingOccurrence(Base):
 
     series: Mapped[MeetingSeries] = relationship()
 
+    def status_at(self, now: dt.datetime) -> OccurrenceStatus:
+        """Its status as a coordinator reads it at `now`: once its slot is over, a meeting with no
+        conference running is over, whether or not anyone ended it (nobody ends one that emptied)."""
+        if self.status == OccurrenceStatus.SCHEDULED and now >= self.ends_at:
+            return OccurrenceStatus.ENDED
+        return OccurrenceStatus(self.status)
+
 
 class Conference(Base):
     """One Twilio conference of a meeting. A meeting may have several in its slot: a conference ends

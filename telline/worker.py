@@ -17,9 +17,11 @@ time it is due, enqueued with RQ's `unique=True`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -126,6 +128,7 @@ class _OrphanSafeScheduler(RQScheduler):
 
     def work(self) -> None:
         self._worker_pid = os.getppid()
+        _close_inherited_sockets()
         super().work()
 
     def heartbeat(self) -> None:
@@ -141,6 +144,21 @@ class _OrphanSafeScheduler(RQScheduler):
 
     def _say_alive(self) -> None:
         self.connection.set(_scheduler_alive_key(self.name), os.getpid(), ex=ALIVE_TTL)
+
+
+def _close_inherited_sockets() -> None:
+    """In the scheduler process, just forked: close its copies of the worker's sockets (it makes its
+    own connection). Held open here, the worker's Redis connection would outlive a worker killed in
+    the middle of a BLPOP — and Redis would hand the next job to that connection, which nobody
+    reads. Linux (/proc); elsewhere the sweeper still finds such a job."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
 
 
 def release_dead_scheduler_locks(connection: redis.Redis, queue_names: list[str]) -> list[str]:

@@ -266,7 +266,7 @@ def test_two_cron_processes_enqueue_each_periodic_run_once(migrated_sqlite, tmp_
         ids = queues()["urgent"].get_job_ids()
     app.extensions["telline.db"].dispose()
     assert len(ids) >= 3
-    assert all(re.fullmatch(r"sweep-tasks-\d{8}T\d{6}Z", job_id) for job_id in ids), ids
+    assert all(re.fullmatch(r"(sweep-tasks|replay-parked-texts)-\d{8}T\d{6}Z", job_id) for job_id in ids), ids
     assert len(set(ids)) == len(ids)  # one job per tick, though two crons saw every tick
     logs = "".join((tmp_path / f"cron-{i}.log").read_text() for i in range(2))
     assert "already enqueued by another cron" in logs

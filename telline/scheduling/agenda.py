@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline.models import Group, MeetingOccurrence, MeetingSeries
+from telline.models import Group, MeetingOccurrence, MeetingSeries, OccurrenceStatus
 from telline.scheduling.series import InvalidSeries, starts_before, starts_from
-
-# A meeting's row status (models.MeetingOccurrence.status).
-OccurrenceStatus = Literal["scheduled", "live", "ended", "cancelled"]
-
 
 @dataclasses.dataclass(frozen=True)
 class AgendaEntry:
@@ -29,7 +24,7 @@ class AgendaEntry:
     starts_at: dt.datetime  # UTC
     local_start: dt.datetime  # in the group's time zone
     occurrence_id: int | None  # None: no row yet (nobody called, not cancelled)
-    status: OccurrenceStatus | None  # the row's; None without a row
+    status: OccurrenceStatus | None  # the row's, as read now (MeetingOccurrence.status_at); None without a row
     attended: int | None  # people, as telline.voice.roster.attendance counts them; None: still to come
 
 
@@ -72,7 +67,7 @@ def agenda(session: Session, now: dt.datetime, *, group_id: int | None = None, s
         row = found.get(key)
         started = key[1] <= now
         return AgendaEntry(series.id, series.title, key[1], key[1].astimezone(zones[series.id]),
-                           row.id if row else None, cast(OccurrenceStatus, row.status) if row else None,
+                           row.id if row else None, row.status_at(now) if row else None,
                            (_attended(session, row.id) if row else 0) if started else None)
 
     soonest = sorted(to_come.items(), key=lambda item: (item[0][1], item[0][0]))[:upcoming]

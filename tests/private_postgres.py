@@ -21,6 +21,8 @@ import uuid
 import psycopg
 import pytest
 
+from tests.processes import process_tree
+
 
 def _bindir() -> str | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
@@ -79,19 +81,9 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def _family(self) -> list[int]:
-        """The postmaster and its children (each backend is a process group of its own)."""
+        """The postmaster and its backends (each a process group of its own)."""
         assert self.process is not None
-        pids = [self.process.pid]
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if parent == self.process.pid:
-                    pids.append(int(entry))
-        return pids
+        return process_tree(self.process.pid)
 
     def freeze(self) -> None:
         """SIGSTOP the whole server: its kernel still accepts connections and acknowledges data."""

@@ -139,29 +139,27 @@ def test_a_task_that_keeps_failing_is_tried_less_often_but_never_dropped(app, se
     assert sweep_now() == 0
 
 
-def test_a_job_started_by_a_worker_that_died_is_sent_again(app, session, group, line, standin):
-    send_text(session, line=line, to=MEMBER, body="Hello.", idempotency_key="dead-worker")
+def text_started_by(session, line, worker_name: str) -> None:
+    """A text whose job a worker has taken from its queue and is running (as RQ records it)."""
+    send_text(session, line=line, to=MEMBER, body="Hello.", idempotency_key=f"started-by:{worker_name}")
     session.commit()
     [task] = session.scalars(sa.select(Task)).all()
     job = Job.fetch(task.job_id, connection=queues().connection)
-    # What a worker leaves behind when it is killed while running the job.
-    job.worker_name = "worker-that-died"
+    job.worker_name = worker_name
     job.set_status(JobStatus.STARTED)
     job.save()
     queues()["default"].remove(job.id)
+
+
+def test_a_job_started_by_a_worker_that_died_is_sent_again(app, session, group, line, standin):
+    text_started_by(session, line, "worker-that-died")  # its alive key lapsed: killed mid-job
     assert sweep_now() == 1
     run_jobs(app)
     assert texts_to(standin, MEMBER) == ["Hello."]
 
 
 def test_a_job_started_by_a_live_worker_is_left_alone(app, session, group, line):
-    send_text(session, line=line, to=MEMBER, body="Hello.", idempotency_key="live-worker")
-    session.commit()
-    [task] = session.scalars(sa.select(Task)).all()
-    job = Job.fetch(task.job_id, connection=queues().connection)
-    job.worker_name = "busy-worker"
-    job.set_status(JobStatus.STARTED)
-    job.save()
+    text_started_by(session, line, "busy-worker")
     queues().connection.set(sweeper.alive_key("busy-worker"), 1, ex=ALIVE_TTL)
     assert sweep_now() == 0
 

@@ -303,6 +303,7 @@ def meeting_create(group_id, number, first, rrule, duration, title):
 
     Prints its access code and host PIN."""
     import datetime as dt
+
     from telline import db, groups
     from telline.models import Group
     from telline.scheduling.series import InvalidSeries, create_series
@@ -329,6 +330,7 @@ def meeting_create(group_id, number, first, rrule, duration, title):
 
 def _warn_about_overlaps(session: Session, series: MeetingSeries) -> None:
     from zoneinfo import ZoneInfo
+
     from telline.models import utcnow
     from telline.scheduling.series import overlapping
     zone = ZoneInfo(series.group.timezone)
@@ -374,6 +376,7 @@ def meeting_cancel(series_id, date):
     Callers are then told when the next one is."""
     import datetime as dt
     from zoneinfo import ZoneInfo
+
     from telline import db
     from telline.models import Group, MeetingSeries
     from telline.scheduling.series import next_start
@@ -401,9 +404,10 @@ def meeting_cancel(series_id, date):
 def meeting_unlock(number, caller):
     """Give callers slowed down for wrong codes their three tries a call again, now."""
     import sqlalchemy as sa
+
     from telline import db, groups
-    from telline.models import Line, utcnow
     from telline.job_queues import queues
+    from telline.models import Line, utcnow
     from telline.voice.lockout import Lockout
     session = db.session()
     try:

@@ -45,7 +45,7 @@ class JobQueues:
         with self.connection.pipeline() as pipe:
             for q in self.in_order():
                 pipe.llen(q.key)
-            return dict(zip(QUEUE_NAMES, pipe.execute()))
+            return dict(zip(QUEUE_NAMES, pipe.execute(), strict=True))
 
 
 def init_app(app: Flask, redis_url: str, prefix: str = "", quick: Redis | None = None) -> JobQueues:

@@ -43,6 +43,7 @@ def head() -> str:
 
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
+
     from telline.db import make_engine
 
     engine = make_engine(url)

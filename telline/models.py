@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-
 # What the string columns below may hold: plain strings in the database, Literals for mypy.
 Direction = Literal["inbound", "outbound"]
 # Ours (received, pending, deferred, retrying, submitting, refused), then Twilio's MessageStatus values.
@@ -34,7 +33,7 @@ Encoding = Literal["GSM-7", "UCS-2"]
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -48,11 +47,11 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return value
 
 

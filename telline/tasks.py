@@ -32,8 +32,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from telline import db
-from telline.models import Task, job_id, utcnow
 from telline.job_queues import check_job_args, queues
+from telline.models import Task, job_id, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,7 @@ from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 from rq.utils import now as rq_now
 
-from telline import jobs, sweeper
-from telline import job_queues
+from telline import job_queues, jobs, sweeper
 
 log = logging.getLogger(__name__)
 

@@ -110,6 +110,7 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
         assert health == (200, {"status": "ok", "database": "ok", "redis": "ok"}), "".join(lines)
         # The worker drains a queue on that private Redis.
         from rq import Queue
+
         from tests import sample_jobs
         conn = redis.Redis.from_url(private_url)
         Queue("default", connection=conn).enqueue(sample_jobs.append_to_list, "seen", "yes")

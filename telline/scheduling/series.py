@@ -56,7 +56,7 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
     zone = ZoneInfo(group.timezone)
     rule = checked_rule(rrule, first_start_local, zone, duration_minutes=duration_minutes, now=now or utcnow())
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
-                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.timezone.utc),
+                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.UTC),
                            rrule=rule, duration_minutes=duration_minutes)
     _apply(series, settings)
     series.access_code = _unused_code(session, line.id)
@@ -164,7 +164,7 @@ def _wall_until(value: str, zone: ZoneInfo) -> str:
     floating too. A UTC time (…Z) is converted; a date alone means the end of that day."""
     try:
         if value.endswith("Z"):
-            moment = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            moment = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
             return f"{moment.astimezone(zone):%Y%m%dT%H%M%S}"
         if len(value) == 8:
             return f"{dt.datetime.strptime(value, '%Y%m%d'):%Y%m%d}T235959"
@@ -262,7 +262,7 @@ def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 
 
 def _utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    return wall.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
 class _Rule:

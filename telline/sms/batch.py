@@ -32,12 +32,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline import db, phone
+from telline import db, phone, tasks
 from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
-from telline import tasks
 from telline.sms import consent, delivery, rate
-from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.broadcast import SECONDS_PER_TEXT
+from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed
 from telline.sms.status import apply_known_events
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway

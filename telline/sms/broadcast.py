@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from telline import db
 from telline.models import Broadcast, Group, Line, Member, Membership, Message
-from telline.tasks import durable, enqueue_after_commit
 from telline.sms import consent, rate, segments
 from telline.sms.outbound import MAX_BODY, InvalidText, retry_policy
+from telline.tasks import durable, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 # Texts per job: about BATCH_SECONDS of the line's rate, at most BATCH_MAX. A job costs a

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from telline import db, phone, tasks
-from telline.models import Group, Line, Member, Message, utcnow
 from telline.job_queues import queues
+from telline.models import Group, Line, Member, Message, utcnow
 from telline.sms import consent, rate
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed

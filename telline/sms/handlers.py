@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import phone
+from telline.groups import is_active_member
 from telline.models import Group, InboxItem, Member, Membership, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms import consent, outbound
 from telline.sms.router import Inbound, Router
-from telline.groups import is_active_member
 from telline.texts import t, when
 
 log = logging.getLogger(__name__)

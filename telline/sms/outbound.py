@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from telline.models import Line, Message, utcnow
-from telline.tasks import enqueue_after_commit
 from telline.sms import segments
+from telline.tasks import enqueue_after_commit
 
 MAX_BODY = 1600  # Twilio refuses longer bodies (error 21617)
 # Backoff for Twilio's "slow down" and server errors, jittered per message so a burst of

@@ -147,7 +147,7 @@ class TwilioGateway:
             if sent_after.tzinfo is None:
                 raise ValueError("sent_after must be timezone-aware")
             # twilio-python formats the wall time and labels it Z: give it UTC.
-            kwargs["date_sent_after"] = sent_after.astimezone(dt.timezone.utc)
+            kwargs["date_sent_after"] = sent_after.astimezone(dt.UTC)
         return self._call(self.client.messages.list, read_only=True, **kwargs)
 
     def fetch_message(self, sid: str):

@@ -12,8 +12,13 @@ from __future__ import annotations
 import logging
 
 from flask import Request, abort, current_app, request
-from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, HMAC_SHA1,
-                                      RequestValidator, get_signature_algorithm)
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from telline import metrics
 

@@ -35,7 +35,7 @@ import signal
 import socket
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 import requests
@@ -626,7 +626,7 @@ class StandIn(_FaultMethods):
         """One conference status callback: numbered, stamped, recorded; sent if its event was asked for."""
         state = self._conference_state[conference["sid"]]
         state["sequence"] += 1
-        now = self.clock().astimezone(timezone.utc).replace(microsecond=0)
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
         params = {"AccountSid": conference["account_sid"], "ConferenceSid": conference["sid"],
                   "FriendlyName": conference["friendly_name"], "StatusCallbackEvent": event,
                   "SequenceNumber": str(state["sequence"]), "Timestamp": email.utils.format_datetime(now)}
@@ -778,11 +778,11 @@ def _resource(kind: str, **values) -> dict:
 
 
 def _rfc2822() -> str:
-    return email.utils.format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+    return email.utils.format_datetime(datetime.now(UTC).replace(microsecond=0))
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _http_post(url: str, params: dict, headers: dict) -> int:
@@ -814,7 +814,7 @@ def _sent_within(message: dict, args) -> bool:
             kept = keep(sent.date(), date.fromisoformat(value))
         else:
             bound = datetime.fromisoformat(value)
-            kept = keep(sent, bound if bound.tzinfo else bound.replace(tzinfo=timezone.utc))
+            kept = keep(sent, bound if bound.tzinfo else bound.replace(tzinfo=UTC))
         if not kept:
             return False
     return True

@@ -13,8 +13,16 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from telline import db, phone
-from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOccurrence, MeetingSeries, Member,
-                            Membership)
+from telline.models import (
+    Call,
+    ConferenceParticipant,
+    Group,
+    Line,
+    MeetingOccurrence,
+    MeetingSeries,
+    Member,
+    Membership,
+)
 from telline.sms import consent
 from telline.sms.outbound import send_text
 from telline.tasks import durable

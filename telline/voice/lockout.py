@@ -88,7 +88,7 @@ class Lockout:
             log.warning("wrong code not counted: Redis did not answer",
                         extra={"line_id": line_id, "error": type(exc).__name__})
             return False
-        reached = [(k, counter) for (k, counter, limit), count in zip(counters, counts) if count >= limit]
+        reached = [(k, counter) for (k, counter, limit), count in zip(counters, counts, strict=True) if count >= limit]
         until = now + dt.timedelta(seconds=self.limits.slow_seconds)
         for slowed_key, _ in reached:
             session.add(CodeLockout(line_id=line_id, caller_key=slowed_key, until=until))

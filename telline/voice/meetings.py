@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-
 from telline.models import ConferenceParticipant, MeetingOccurrence, MeetingSeries, OccurrenceStatus
 from telline.scheduling.series import next_start
 

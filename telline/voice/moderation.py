@@ -8,6 +8,7 @@ ask. Locking is ours alone: new callers are refused at the door (telline.voice.i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -87,7 +88,7 @@ def participant_job(participant_id: int, action: str) -> str | Retry:
         return _twilio(lambda: gateway().remove_participant(p.conference_sid, p.call_sid), action)
     fields = {"mute": {"muted": True}, "unmute": {"muted": False},
               "hold": {"hold": True}, "unhold": {"hold": False}}[action]
-    return _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, **fields), action)
+    return _twilio(_update_participant(p, **fields), action)
 
 
 @durable
@@ -99,7 +100,7 @@ def mute_all_job(occurrence_id: int) -> int | Retry:
         ConferenceParticipant.muted.is_(False)))
     done = 0
     for p in present:
-        outcome = _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, muted=True), "mute")
+        outcome = _twilio(_update_participant(p, muted=True), "mute")
         if isinstance(outcome, Retry):
             return outcome  # all again later: muting one already muted is harmless
         done += outcome == "done"
@@ -142,7 +143,14 @@ def end_job(occurrence_id: int) -> str | Retry:
     return _twilio(lambda: gateway().update_conference(occurrence.conference_sid, status="completed"), "end")
 
 
-def _twilio(call, action: str) -> str | Retry:
+def _update_participant(p: ConferenceParticipant, **fields: bool) -> Callable[[], object]:
+    """The request that changes one participant, to make later: bound to this participant now
+    (a lambda written in a loop would see the loop's last one)."""
+    conference_sid, call_sid = p.conference_sid, p.call_sid
+    return lambda: gateway().update_participant(conference_sid, call_sid, **fields)
+
+
+def _twilio(call: Callable[[], object], action: str) -> str | Retry:
     """Make one request; "done", "gone" or "refused" — or RQ's Retry, returned rather than raised
     so that RQ retries the job with one log line (ours), not a traceback per attempt."""
     db.session().commit()  # rows are read: hold no transaction while Twilio answers

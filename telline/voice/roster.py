@@ -18,8 +18,18 @@ from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.dedupe import first_time
-from telline.models import (Announcement, Call, Conference, ConferenceParticipant, Group, MeetingOccurrence,
-                            MeetingSeries, Member, OccurrenceStatus, utcnow)
+from telline.models import (
+    Announcement,
+    Call,
+    Conference,
+    ConferenceParticipant,
+    Group,
+    MeetingOccurrence,
+    MeetingSeries,
+    Member,
+    OccurrenceStatus,
+    utcnow,
+)
 from telline.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)

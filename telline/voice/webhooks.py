@@ -30,8 +30,7 @@ from telline.twilio import form, twiml
 from telline.twilio.form import INT32_MAX
 from telline.voice import dialout, roster
 from telline.voice.directory import directory
-from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
-                                    receive_call)
+from telline.voice.incoming import Answer, dialled_answered, dialled_pressed, enter_code, name_recorded, receive_call
 from telline.voice.lockout import Lockout
 from telline.voice.reminders import Outcome, request_reminder
 

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from telline.models import Broadcast, Message, Task
-from telline.sms import consent
 from telline.sms import broadcast as broadcast_module
+from telline.sms import consent
 from telline.sms.broadcast import BATCH_MAX, batch_size, fan_out, start_broadcast
 from telline.sms.outbound import InvalidText
 from tests.sms.conftest import add_member, run_jobs
@@ -75,8 +75,8 @@ def test_a_member_who_stops_after_the_fan_out_is_not_texted(app, session, group,
     ana, bob = members(session, group, 2)
     start_broadcast(session, group_id=group.id, body="hello all")
     session.commit()
-    from telline.worker import make_worker
     from telline.job_queues import queues
+    from telline.worker import make_worker
     make_worker(app, simple=True).work(burst=True, max_jobs=1)  # only the fan-out job
     assert queues()["bulk"].count == 1
     consent.record(session, bob.phone, consent.OPT_OUT, "keyword")

@@ -495,7 +495,7 @@ def meeting_list(group_id: int | None, series_id: int | None, upcoming: int, pas
                            "-" if e.attended is None else e.attended))
 
 
-def main():
+def main() -> None:
     from telline.config import ConfigError
     try:
         cli(prog_name="telline")

@@ -136,6 +136,6 @@ def _masked(match: re.Match[str]) -> str:
     return match.group("lead") + mask("+" + digits).removeprefix("+")
 
 
-def _country(number) -> str:
+def _country(number: phonenumbers.PhoneNumber) -> str:
     region = phonenumbers.region_code_for_number(number)
     return f"country code +{number.country_code}" + (f" ({region})" if region else "")

@@ -58,8 +58,9 @@ def sweep(grace_seconds: float = GRACE.total_seconds()) -> int:
 
 def find_lost(session: Session, due_before: dt.datetime) -> list[tuple[int, int]]:
     """(id, generation) of the tasks due before then whose job is gone."""
-    due = [tuple(row) for row in session.execute(
-        sa.select(Task.id, Task.generation).where(Task.due_at <= due_before).order_by(Task.due_at).limit(BATCH))]
+    due = list(session.execute(
+        sa.select(Task.id, Task.generation).where(Task.due_at <= due_before).order_by(Task.due_at).limit(BATCH))
+        .tuples())
     session.rollback()  # hold nothing while Redis answers
     return [row for row, missing in zip(due, _missing([tasks.job_id(*row) for row in due]), strict=True) if missing]
 

@@ -157,12 +157,11 @@ def _quiet_until(session: Session, msg: Message, line: Line, member: Member | No
 def _claim(session: Session, msg: Message) -> bool:
     """Mark the row "submitting" — only if it is still as this job read it (compare-and-set
     on status and attempts): of two jobs racing for one message, exactly one sends."""
-    claimed = session.execute(
+    claimed = db.rows_changed(session.execute(
         sa.update(Message)
         .where(Message.id == msg.id, Message.status == msg.status, Message.attempts == msg.attempts)
         .values(status="submitting", attempts=Message.attempts + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False)))
     session.commit()
     if claimed != 1:
         session.refresh(msg)  # someone else moved it: report what it is now

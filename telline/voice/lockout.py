@@ -30,6 +30,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from telline import db
 from telline.models import CodeLockout
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,6 @@ class Lockout:
         """End the slowdowns in force on a line now (an operator's decision): the caller's own, or
         with caller None every one on the line, the line's included. The rows stay, as the record."""
         which = sa.true() if caller is None else CodeLockout.caller_key == caller_key(self.secret, caller)
-        return session.execute(sa.update(CodeLockout)
-                               .where(CodeLockout.line_id == line_id, CodeLockout.until > now, which)
-                               .values(until=now)).rowcount
+        return db.rows_changed(session.execute(
+            sa.update(CodeLockout).where(CodeLockout.line_id == line_id, CodeLockout.until > now, which)
+            .values(until=now)))

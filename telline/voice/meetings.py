@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from telline import db
 from telline.models import ConferenceParticipant, MeetingOccurrence, MeetingSeries, OccurrenceStatus
 from telline.scheduling.series import next_start
 
@@ -44,10 +45,10 @@ def refusal(as_host, max_participants) -> sa.Case:
 def reopen(session: Session, occurrence_id: int) -> bool:
     """A host calls back into the meeting they (or a coordinator) ended, within its slot: it is open
     again. True when it was ended."""
-    return bool(session.execute(
+    return bool(db.rows_changed(session.execute(
         sa.update(MeetingOccurrence)
         .where(MeetingOccurrence.id == occurrence_id, MeetingOccurrence.status == OccurrenceStatus.ENDED)
-        .values(status=OccurrenceStatus.SCHEDULED, ended_at=None)).rowcount)
+        .values(status=OccurrenceStatus.SCHEDULED, ended_at=None))))
 
 
 def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from telline import create_app
@@ -28,6 +28,12 @@ Row = TypeVar("Row")
 
 def _settings():
     return current_app.config["TELLINE"]
+
+
+def _this_app() -> Flask:
+    """The app itself, not the context-local proxy to it: a worker and cron keep it past this context."""
+    # Flask types current_app as the Flask it stands for; the proxy's own method is untyped.
+    return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
 def _warn_if_not_production_ready(settings) -> None:
@@ -110,7 +116,7 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
         click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
                    "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.",
                    err=True)
-    worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
+    worker = make_worker(_this_app(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)
     sys.exit(worker.run(burst=burst, with_scheduler=True, logging_level=_settings().log_level))
@@ -129,7 +135,7 @@ def cron_command(sweep_every):
             every_seconds(sweep_every)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    make_cron(current_app._get_current_object(), sweep_every=sweep_every).start()
+    make_cron(_this_app(), sweep_every=sweep_every).start()
 
 
 @cli.command("standin")
@@ -378,14 +384,14 @@ def meeting_cancel(series_id, date):
     from zoneinfo import ZoneInfo
 
     from telline import db
-    from telline.models import Group, MeetingSeries
+    from telline.models import MeetingSeries
     from telline.scheduling.series import next_start
     from telline.voice.meetings import cancel
     session = db.session()
     series = session.get(MeetingSeries, series_id)
     if series is None:
         raise click.UsageError(f"there is no meeting series {series_id}")
-    zone = ZoneInfo(session.get(Group, series.group_id).timezone)
+    zone = ZoneInfo(series.group.timezone)
     try:
         day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from typing import IO, cast
 
 from telline import localredis, migrate
 from telline.config import Settings
@@ -68,7 +69,7 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
             proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             children[name] = proc
-            selector.register(proc.stdout, selectors.EVENT_READ, name)
+            selector.register(cast(IO[bytes], proc.stdout), selectors.EVENT_READ, name)  # stdout=PIPE
         health = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/healthz"
         announced = False
         while not stopping:
@@ -77,7 +78,7 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
                       "Ctrl-C stops all", flush=True)
                 announced = True
             for key, _ in selector.select(timeout=0.5):
-                line = key.fileobj.readline()
+                line = cast(IO[bytes], key.fileobj).readline()  # a child's stdout, registered above
                 if line:
                     sys.stdout.write(f"{key.data:>6} | {line.decode(errors='replace')}")
                     sys.stdout.flush()

@@ -14,6 +14,7 @@ import functools
 import itertools
 import re
 import secrets
+from collections.abc import Set as AbstractSet
 from typing import TypedDict, Unpack
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -271,14 +272,15 @@ class _Rule:
     callers all ask nearly the same question: the first start at or after `after` is the same
     for any `after` between the last one asked and the start it found."""
 
-    def __init__(self, rule):
-        self.rule, self.last = rule, None  # last: (after, the start found)
+    def __init__(self, rule: rrulebase):
+        self.rule = rule
+        self.last: tuple[dt.datetime, dt.datetime] | None = None  # (after, the start found)
 
     def after(self, after: dt.datetime) -> dt.datetime | None:
         last = self.last
         if last is not None and last[0] <= after <= last[1]:
             return last[1]
-        found = self.rule.after(after, inc=True)
+        found: dt.datetime | None = self.rule.after(after, inc=True)
         if found is not None:
             self.last = (after, found)  # one assignment: a concurrent reader sees the old or the new pair
         return found
@@ -314,7 +316,7 @@ def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[Meet
     return best
 
 
-def _unused_code(session: Session, line_id: int, also_taken: set[str] = frozenset()) -> str:
+def _unused_code(session: Session, line_id: int, also_taken: AbstractSet[str] = frozenset()) -> str:
     """A code no meeting on this line uses, as an access code or a host PIN."""
     rows = session.execute(sa.select(MeetingSeries.access_code, MeetingSeries.host_pin)
                            .where(MeetingSeries.line_id == line_id))

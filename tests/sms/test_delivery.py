@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from telline import tasks
 from telline.models import Message, utcnow
 from telline.sms import consent
 from telline.sms.delivery import MAX_ATTEMPTS, deliver
@@ -68,6 +69,18 @@ def test_a_number_opted_out_after_asking_is_never_texted(app, session, group, li
     session.refresh(msg)
     assert (msg.status, msg.error_message) == ("refused", "the number opted out")
     assert standin.messages_sent() == []
+
+
+def test_a_text_whose_line_was_removed_is_refused_not_failed_over_and_over(app, session, group, line, standin):
+    # A line's texts keep their rows when it goes (line_id NULL): the job says so and is done.
+    msg = ask(session, line)
+    session.delete(line)
+    session.commit()
+    run_jobs(app)
+    session.refresh(msg)
+    assert (msg.line_id, msg.status, msg.error_message) == (None, "refused", "its line is gone")
+    assert standin.messages_sent() == []
+    assert tasks.pending(session) == 0
 
 
 class TestQuietHours:

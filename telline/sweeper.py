@@ -58,9 +58,8 @@ def sweep(grace_seconds: float = GRACE.total_seconds()) -> int:
 
 def find_lost(session: Session, due_before: dt.datetime) -> list[tuple[int, int]]:
     """(id, generation) of the tasks due before then whose job is gone."""
-    due = list(session.execute(
-        sa.select(Task.id, Task.generation).where(Task.due_at <= due_before).order_by(Task.due_at).limit(BATCH))
-        .tuples())
+    due = [(task_id, generation) for task_id, generation in session.execute(
+        sa.select(Task.id, Task.generation).where(Task.due_at <= due_before).order_by(Task.due_at).limit(BATCH))]
     session.rollback()  # hold nothing while Redis answers
     return [row for row, missing in zip(due, _missing([tasks.job_id(*row) for row in due]), strict=True) if missing]
 

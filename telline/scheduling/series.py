@@ -15,7 +15,7 @@ import itertools
 import re
 import secrets
 from collections.abc import Set as AbstractSet
-from typing import TypedDict, Unpack
+from typing import Protocol, TypedDict, Unpack
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -234,7 +234,23 @@ def _first_overlap(a: list[tuple[dt.datetime, dt.datetime]],
     return None
 
 
-def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
+class SeriesTimes(Protocol):
+    """What the time rules read of a series: a MeetingSeries, or the join path's copy of one
+    (telline.voice.directory.Series)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def first_start(self) -> dt.datetime: ...
+    @property
+    def rrule(self) -> str: ...
+    @property
+    def duration_minutes(self) -> int: ...
+    @property
+    def join_early_minutes(self) -> int: ...
+
+
+def next_start(series: SeriesTimes, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
     """The first start at or after `after` (aware), as an aware UTC datetime."""
     found = _rule(series.rrule, _wall(series.first_start, zone)).after(_wall(after, zone))
     return _utc(found, zone) if found else None

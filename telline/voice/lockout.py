@@ -73,7 +73,7 @@ class Lockout:
         so the caller can try again rather than hear an error."""
         key = caller_key(self.secret, caller)
         # (the row's caller_key, the Redis counter, its limit): the line's, and a known number's own
-        counters = [(None, f"{self.prefix}:line:{line_id}", self.limits.per_line)]
+        counters: list[tuple[str | None, str, int]] = [(None, f"{self.prefix}:line:{line_id}", self.limits.per_line)]
         if key is not None:
             counters.append((key, f"{self.prefix}:caller:{line_id}:{key}", self.limits.per_caller))
         try:

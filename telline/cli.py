@@ -126,9 +126,9 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 @click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
               help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
 def cron_command(sweep_every):
-    """RQ's cron: enqueues the periodic jobs (a second one, a standby, adds nothing twice).
+    """RQ's cron: enqueues the periodic jobs, each run once.
 
-    The jobs are listed in telline.worker.PERIODIC."""
+    A second one (a standby) adds nothing twice. The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import every_seconds, make_cron
     if sweep_every is not None:
         try:
@@ -408,7 +408,9 @@ def meeting_cancel(series_id, date):
 @click.argument("number", metavar="LINE")
 @click.option("--caller", help="Only this caller's number; without it, every slowdown on the line.")
 def meeting_unlock(number, caller):
-    """Give callers slowed down for wrong codes their three tries a call again, now."""
+    """Give callers slowed for wrong codes their three tries again.
+
+    Now, and a call at a time, as before they were slowed."""
     import sqlalchemy as sa
 
     from telline import db, groups

@@ -161,12 +161,14 @@ def test_db_upgrade_prints_one_line(tmp_path):
 def test_two_upgrades_at_once_on_postgresql_one_waits_and_neither_fails():
     """Both take the same advisory lock: the second waits for the first, then finds nothing to do.
     The test holds the lock first, so both are surely waiting at once before either runs."""
-    from tests.conftest import fresh_postgres_database
+    from tests.conftest import AUTH_TOKEN, SECRET_KEY, fresh_postgres_database
     with fresh_postgres_database("telline_upgrade") as url:
         engine = sa.create_engine(url)
         with engine.connect() as holder:
             holder.execute(sa.select(sa.func.pg_advisory_lock(migrate.MIGRATION_LOCK)))
-            env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_LOG_FORMAT="text")
+            # PostgreSQL is not a laptop: telline starts only with real secrets (telline.config).
+            env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_LOG_FORMAT="text",
+                       TELLINE_SECRET_KEY=SECRET_KEY, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
             upgrades = [subprocess.Popen([sys.executable, "-m", "telline", "db", "upgrade"], env=env,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                         for _ in range(2)]

@@ -58,7 +58,7 @@ def test_the_server_is_the_6_2_that_telline_run_may_start(conn):
 
 def test_wrong_codes_are_counted_and_lock_the_caller(conn, session):
     line = session.scalar(sa.select(Line).where(Line.group_id == new_group(session).id))
-    lockout = Lockout(conn, Limits(per_caller=3, per_line=100))
+    lockout = Lockout(conn, "test-secret", Limits(per_caller=3, per_line=100))
     now = utcnow()
     assert [lockout.failed(session, "+447911123456", line.id, now) for _ in range(3)] == [False, False, True]
     session.flush()

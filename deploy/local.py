@@ -34,7 +34,8 @@ def wanted_stamp() -> str:
 
 
 def ensure_environment() -> Path:
-    if sys.version_info < (3, 11):
+    # Run by whatever python3 the machine has: an older one must get this message, not a syntax error later.
+    if sys.version_info < (3, 11):  # noqa: UP036
         sys.exit(f"telline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     python = venv_python()
     if python.exists() and STAMP.exists() and STAMP.read_text() == wanted_stamp():

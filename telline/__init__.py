@@ -12,7 +12,7 @@ from telline import config as config_module
 from telline.config import Settings
 
 
-def create_app(config: Settings | Mapping | None = None) -> Flask:
+def create_app(config: Settings | Mapping[str, object] | None = None) -> Flask:
     """The app factory: settings → extensions → blueprints → CLI.
 
     `config` is a ready Settings, or overrides by field name
@@ -21,7 +21,7 @@ def create_app(config: Settings | Mapping | None = None) -> Flask:
     """
     app = Flask(__name__)
     settings = (config if isinstance(config, Settings)
-                else config_module.load(instance_path=app.instance_path, **dict(config or {})))
+                else config_module.load(None, app.instance_path, **dict(config or {})))
     sqlite_path = settings.database_url.removeprefix("sqlite:///")
     if sqlite_path != settings.database_url and sqlite_path not in ("", ":memory:"):
         os.makedirs(os.path.dirname(os.path.abspath(sqlite_path)), exist_ok=True)
@@ -33,7 +33,9 @@ def create_app(config: Settings | Mapping | None = None) -> Flask:
 
     if settings.proxy_hops:
         h = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=h, x_proto=h, x_host=h, x_port=h, x_prefix=h)
+        # Flask's documented way to wrap the app in WSGI middleware; mypy sees a method replaced.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=h, x_proto=h, x_host=h, x_port=h, x_prefix=h)
 
     from telline import db, job_queues, metrics, request_redis
     from telline.twilio import gateway

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from telline import create_app
@@ -28,6 +28,12 @@ Row = TypeVar("Row")
 
 def _settings():
     return current_app.config["TELLINE"]
+
+
+def _this_app() -> Flask:
+    """The app itself, not the context-local proxy to it: a worker and cron keep it past this context."""
+    # Flask types current_app as the Flask it stands for; the proxy's own method is untyped.
+    return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
 def _warn_if_not_production_ready(settings) -> None:
@@ -110,7 +116,7 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
         click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
                    "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.",
                    err=True)
-    worker = make_worker(current_app._get_current_object(), [q.strip() for q in queues.split(",") if q.strip()],
+    worker = make_worker(_this_app(), [q.strip() for q in queues.split(",") if q.strip()],
                          simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
                          job_monitoring_interval=job_monitoring_interval)
     sys.exit(worker.run(burst=burst, with_scheduler=True, logging_level=_settings().log_level))
@@ -120,16 +126,16 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 @click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
               help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
 def cron_command(sweep_every):
-    """RQ's cron: enqueues the periodic jobs (two crons: still once).
+    """RQ's cron: enqueues the periodic jobs, each run once.
 
-    The jobs are listed in telline.worker.PERIODIC."""
+    A second one (a standby) adds nothing twice. The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import every_seconds, make_cron
     if sweep_every is not None:
         try:
             every_seconds(sweep_every)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    make_cron(current_app._get_current_object(), sweep_every=sweep_every).start()
+    make_cron(_this_app(), sweep_every=sweep_every).start()
 
 
 @cli.command("standin")
@@ -303,6 +309,7 @@ def meeting_create(group_id, number, first, rrule, duration, title):
 
     Prints its access code and host PIN."""
     import datetime as dt
+
     from telline import db, groups
     from telline.models import Group
     from telline.scheduling.series import InvalidSeries, create_series
@@ -329,6 +336,7 @@ def meeting_create(group_id, number, first, rrule, duration, title):
 
 def _warn_about_overlaps(session: Session, series: MeetingSeries) -> None:
     from zoneinfo import ZoneInfo
+
     from telline.models import utcnow
     from telline.scheduling.series import overlapping
     zone = ZoneInfo(series.group.timezone)
@@ -374,15 +382,16 @@ def meeting_cancel(series_id, date):
     Callers are then told when the next one is."""
     import datetime as dt
     from zoneinfo import ZoneInfo
+
     from telline import db
-    from telline.models import Group, MeetingSeries
+    from telline.models import MeetingSeries
     from telline.scheduling.series import next_start
     from telline.voice.meetings import cancel
     session = db.session()
     series = session.get(MeetingSeries, series_id)
     if series is None:
         raise click.UsageError(f"there is no meeting series {series_id}")
-    zone = ZoneInfo(session.get(Group, series.group_id).timezone)
+    zone = ZoneInfo(series.group.timezone)
     try:
         day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:
@@ -399,11 +408,14 @@ def meeting_cancel(series_id, date):
 @click.argument("number", metavar="LINE")
 @click.option("--caller", help="Only this caller's number; without it, every slowdown on the line.")
 def meeting_unlock(number, caller):
-    """Lift a slowdown after wrong codes: three tries a call again."""
+    """Give callers slowed for wrong codes their three tries again.
+
+    Now, and a call at a time, as before they were slowed."""
     import sqlalchemy as sa
+
     from telline import db, groups
-    from telline.models import Line, utcnow
     from telline.job_queues import queues
+    from telline.models import Line, utcnow
     from telline.voice.lockout import Lockout
     session = db.session()
     try:
@@ -491,7 +503,7 @@ def meeting_list(group_id: int | None, series_id: int | None, upcoming: int, pas
                            "-" if e.attended is None else e.attended))
 
 
-def main():
+def main() -> None:
     from telline.config import ConfigError
     try:
         cli(prog_name="telline")

@@ -11,7 +11,10 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+LogFormat = Literal["json", "text"]
 
 
 class ConfigError(ValueError):
@@ -34,7 +37,7 @@ class Settings:
     # we trust (Werkzeug ProxyFix). 0 = none; ignored when public_url is set.
     proxy_hops: int
     max_body_bytes: int
-    log_format: str  # "json" or "text"
+    log_format: LogFormat
     log_level: str
     queue_prefix: str
     # TELLINE_ENV=production: treat this instance as a deployment even without the other signs of one
@@ -66,17 +69,19 @@ _PREFIXES = ("sqlite", "postgresql")
 MIN_SECRET_LENGTH = 32
 
 
-def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike = "instance",
-         **overrides) -> Settings:
+def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike[str] = "instance",
+         **overrides: object) -> Settings:
     """Build Settings from `env` (default os.environ) plus explicit overrides.
 
     Overrides use the field names (database_url=..., testing=True) and win over
     the environment; tests and the CLI pass them instead of mutating os.environ.
     """
-    env = os.environ if env is None else env
-    get = lambda name, default=None: (env.get(name) or default)  # noqa: E731 — empty means unset
+    environ = os.environ if env is None else env
 
-    values = {
+    def get(name: str, default: str | None = None) -> str | None:
+        return environ.get(name) or default  # empty means unset
+
+    values: dict[str, object] = {
         "database_url": get("TELLINE_DATABASE_URL")
         or "sqlite:///" + str(Path(instance_path, "telline.sqlite3").resolve()),
         "redis_url": get("TELLINE_REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -98,7 +103,7 @@ def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike 
     return _validate(values)
 
 
-def _validate(v: dict) -> Settings:
+def _validate(v: dict[str, Any]) -> Settings:
     db = str(v["database_url"])
     if db.startswith("postgres://"):  # Heroku-style URL: SQLAlchemy wants the full dialect name
         db = "postgresql://" + db[len("postgres://"):]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
@@ -145,11 +146,11 @@ def _ping_after_idle(engine: sa.Engine) -> None:
     at checkout makes the pool discard that connection and retry with a fresh one."""
 
     @event.listens_for(engine, "checkin")
-    def _idle_from(_dbapi_connection, record):
+    def _idle_from(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_connection, record, _proxy):
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         since = record.info.get("idle_since")
         if since is not None and time.monotonic() - since > PING_AFTER_IDLE:
             try:
@@ -158,7 +159,7 @@ def _ping_after_idle(engine: sa.Engine) -> None:
                 raise sa.exc.DisconnectionError("the database closed an idle connection") from exc
 
 
-def _sqlite_on_connect(dbapi_connection, _record):
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -187,14 +188,14 @@ def _end_deadline(_exc: BaseException | None) -> None:
         db_deadline.end_request(token)
 
 
-def _close_session(_exc):
+def _close_session(_exc: BaseException | None) -> None:
     s = g.pop(_SESSION_KEY, None)
     if s is not None:
         s.close()
 
 
 def database() -> Database:
-    return current_app.extensions[EXTENSION]
+    return cast(Database, current_app.extensions[EXTENSION])  # put there by init_app
 
 
 @contextlib.contextmanager
@@ -212,9 +213,17 @@ def autocommit_connection(session: Session) -> Iterator[sa.Connection]:
         yield connection
 
 
+def rows_changed(result: sa.Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE given to Session.execute changed. Session.execute is
+    typed as returning any Result; for such a statement it is a CursorResult, which counts them."""
+    if not isinstance(result, sa.CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount
+
+
 def session() -> Session:
     """The current app context's session (one per request, one per job)."""
-    s = g.get(_SESSION_KEY)
+    s: Session | None = g.get(_SESSION_KEY)
     if s is None:
         s = g.setdefault(_SESSION_KEY, database().sessionmaker())
     return s

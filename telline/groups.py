@@ -8,9 +8,10 @@ import zoneinfo
 
 import phonenumbers
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from telline import db, phone
-from telline.models import Group, Line, Membership
+from telline.models import RATE_UNITS, Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
 
@@ -18,7 +19,7 @@ class InvalidGroup(ValueError):
     pass
 
 
-def is_active_member(session, member_id: int | None, group_id: int) -> bool:
+def is_active_member(session: Session, member_id: int | None, group_id: int) -> bool:
     return member_id is not None and session.scalar(sa.select(Membership.id).where(
         Membership.member_id == member_id, Membership.group_id == group_id,
         Membership.status == "active")) is not None
@@ -94,8 +95,10 @@ def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
         return dt.time(0, 0), dt.time(0, 0)
     match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
     try:
+        if match is None:
+            raise ValueError(text)
         start, end = (dt.time(int(match[1]), int(match[2])), dt.time(int(match[3]), int(match[4])))
-    except (TypeError, ValueError):
+    except ValueError:  # not that shape, or 25:00
         raise InvalidGroup("Quiet hours look like 21:00-08:00 (local time), or 'none'.") from None
     if start == end:  # all day or never? 'none' says never; a whole day without texts is no line at all
         raise InvalidGroup(f"Quiet hours that start and end at the same time ({text.strip()}) say nothing: "
@@ -111,7 +114,7 @@ def set_line_rate(number: str, per_second: float, unit: str) -> Line:
         raise InvalidGroup(f"No line has the number {number}.")
     if not 0.01 <= per_second <= 1000:
         raise InvalidGroup("A rate is between 0.01 and 1000 per second.")
-    if unit not in ("segments", "messages"):
+    if unit not in RATE_UNITS:
         raise InvalidGroup("The unit is 'segments' or 'messages'.")
     line.sms_rate, line.sms_rate_unit = per_second, unit
     session.commit()

@@ -8,14 +8,18 @@ Queues, drained in this order by every worker:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
+from rq.job import Job
+
+from telline.models import QueueName
 
 EXTENSION = "telline.job_queues"
-QUEUE_NAMES = ("urgent", "default", "bulk")
+QUEUE_NAMES: tuple[QueueName, ...] = ("urgent", "default", "bulk")
 
 
 class JobQueues:
@@ -28,9 +32,11 @@ class JobQueues:
         # redis-py connects lazily: nothing touches the network until a job is sent.
         self.connection = Redis.from_url(redis_url, health_check_interval=30, socket_connect_timeout=5)
         self.prefix = prefix
-        self.by_name = {name: Queue(prefix + name, connection=self.connection) for name in QUEUE_NAMES}
+        self.by_name: dict[str, Queue] = {name: Queue(prefix + name, connection=self.connection)
+                                          for name in QUEUE_NAMES}
         self.quick_connection = quick or self.connection
-        self.sending = {name: Queue(prefix + name, connection=self.quick_connection) for name in QUEUE_NAMES}
+        self.sending: dict[str, Queue] = {name: Queue(prefix + name, connection=self.quick_connection)
+                                          for name in QUEUE_NAMES}
 
     def __getitem__(self, name: str) -> Queue:
         try:
@@ -45,7 +51,7 @@ class JobQueues:
         with self.connection.pipeline() as pipe:
             for q in self.in_order():
                 pipe.llen(q.key)
-            return dict(zip(QUEUE_NAMES, pipe.execute()))
+            return dict(zip(QUEUE_NAMES, pipe.execute(), strict=True))
 
 
 def init_app(app: Flask, redis_url: str, prefix: str = "", quick: Redis | None = None) -> JobQueues:
@@ -55,10 +61,10 @@ def init_app(app: Flask, redis_url: str, prefix: str = "", quick: Redis | None =
 
 
 def queues() -> JobQueues:
-    return current_app.extensions[EXTENSION]
+    return cast(JobQueues, current_app.extensions[EXTENSION])  # put there by init_app
 
 
-def check_job_args(args: tuple | list) -> None:
+def check_job_args(args: Sequence[object]) -> None:
     """Jobs take ids and re-read their rows: a row object would be stale by the time the job
     runs, and could carry a member's number into Redis."""
     for value in args:
@@ -68,7 +74,8 @@ def check_job_args(args: tuple | list) -> None:
             raise TypeError(f"job arguments must be ids or short strings, not {type(value).__name__}")
 
 
-def enqueue_now(func: Callable, *args, queue: str = "default", **job_options):
+def enqueue_now(func: Callable[..., object], *args: object, queue: QueueName = "default",
+                **job_options: Any) -> Job:
     """Enqueue now, with no row behind it: for work that may be lost with Redis (tests, chores).
     Work that must happen is a task (telline.tasks.enqueue_after_commit)."""
     check_job_args(args)

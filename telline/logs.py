@@ -16,6 +16,7 @@ import re
 import sys
 from typing import IO
 
+from telline.config import LogFormat
 from telline.phone import mask_numbers_in
 
 # Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
@@ -49,7 +50,7 @@ def _current_job_id() -> str | None:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": without_escapes(record.getMessage()),
@@ -72,14 +73,15 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        record.job = f" [job {record.job_id}]" if getattr(record, "job_id", None) else ""
+        job_id = getattr(record, "job_id", None)  # set by TagJob
+        record.job = f" [job {job_id}]" if job_id else ""
         return mask_numbers_in(without_escapes(super().format(record)))  # the traceback too
 
 
 _HANDLER_NAME = "telline"
 
 
-def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
+def configure(fmt: LogFormat = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Install telline's handler on the root logger (once; later calls replace it)."""
     root = logging.getLogger()
     for h in list(root.handlers):

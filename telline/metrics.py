@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
-                               generate_latest)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from telline.job_queues import JobQueues
 
 REQUESTS = Counter("telline_http_requests_total", "HTTP requests answered",
                    ["method", "endpoint", "status"])
@@ -25,10 +30,10 @@ bp = Blueprint("metrics", __name__)
 
 
 class _QueueDepth:
-    def __init__(self, queues):
+    def __init__(self, queues: JobQueues):
         self.queues = queues
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("telline_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
         up = GaugeMetricFamily("telline_redis_up", "1 if Redis answered this scrape")
         try:
@@ -42,7 +47,7 @@ class _QueueDepth:
 
 
 @bp.get("/metrics")
-def scrape():
+def scrape() -> Response:
     from telline.job_queues import queues
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -58,11 +63,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
     @app.before_request
-    def _start_timer():
+    def _start_timer() -> None:
         g._telline_started = time.perf_counter()
 
     @app.after_request
-    def _count(response):
+    def _count(response: Response) -> Response:
         endpoint = request.endpoint or "unmatched"  # endpoint names, never raw paths (no ids in labels)
         REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
         started = g.get("_telline_started")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
@@ -14,7 +15,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = int.from_bytes(b"telline", "big")
 
 
-def alembic_config(url: str | None = None, connection=None) -> Config:
+def alembic_config(url: str | None = None, connection: sa.Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
@@ -29,20 +30,23 @@ def upgrade(url: str, revision: str = "head") -> str | None:
     read under the migration lock, so of two upgrades at once only one reports the change."""
     cfg = alembic_config(url)
     command.upgrade(cfg, revision)
-    return cfg.attributes.get("revision_before")
+    before: str | None = cfg.attributes.get("revision_before")  # set by migrations/env.py
+    return before
 
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def head() -> str:
+def head() -> str | None:
+    """The newest revision (None only for a tree without migrations)."""
     from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
+
     from telline.db import make_engine
 
     engine = make_engine(url)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Literal
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-
 
 # What the string columns below may hold: plain strings in the database, Literals for mypy.
 Direction = Literal["inbound", "outbound"]
@@ -30,29 +29,33 @@ NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this n
 Role = Literal["member", "host"]  # in a meeting
 InboxStatus = Literal["open", "done"]
 RateUnit = Literal["segments", "messages"]
+RATE_UNITS: tuple[RateUnit, ...] = get_args(RateUnit)
 Encoding = Literal["GSM-7", "UCS-2"]
+QueueName = Literal["urgent", "default", "bulk"]  # telline.job_queues: a task's RQ queue
+# What a task's job takes (telline.job_queues.check_job_args): ids and short strings, or a batch of ids.
+JobArg = int | str | bool | None | list[int]
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
-class UTCDateTime(sa.TypeDecorator):
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     """Aware datetimes in, aware UTC datetimes out — SQLite included."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return value
 
 
@@ -121,7 +124,7 @@ class Member(Base):
     phone: Mapped[str] = mapped_column(Phone, unique=True)
     language: Mapped[str | None] = mapped_column(sa.String(8))  # None: the group's
     timezone: Mapped[str | None] = mapped_column(sa.String(64))  # None: the group's
-    preferences: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    preferences: Mapped[dict[str, object]] = mapped_column(sa.JSON, default=dict)
     # ok | invalid (not a number Twilio can text) | landline | unreachable — set from send errors.
     sms_status: Mapped[NumberStatus] = mapped_column(sa.String(12), default="ok")
     sms_status_detail: Mapped[str] = mapped_column(sa.String(120), default="")
@@ -415,10 +418,10 @@ class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(primary_key=True)
     func: Mapped[str] = mapped_column(sa.String(120))  # "module:function", a @tasks.durable function
-    args: Mapped[list] = mapped_column(sa.JSON)  # ids and short strings, as the job takes them
-    queue: Mapped[str] = mapped_column(sa.String(16))
+    args: Mapped[list[JobArg]] = mapped_column(sa.JSON)  # ids and short strings, as the job takes them
+    queue: Mapped[QueueName] = mapped_column(sa.String(16))
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
-    retry: Mapped[list | None] = mapped_column(sa.JSON)  # RQ Retry's intervals (seconds), one a retry
+    retry: Mapped[list[int] | None] = mapped_column(sa.JSON)  # RQ Retry's intervals (seconds), one a retry
     timeout: Mapped[int | None]  # RQ's job timeout, seconds
     # Bumped each time the sweeper sends it again: the RQ job id is "task-<id>-<generation>", and a
     # job of an older generation does nothing (a late original never runs beside its replacement).
@@ -447,7 +450,7 @@ class AppendOnlyError(RuntimeError):
 
 
 @event.listens_for(Session, "before_flush")
-def _ledger_is_append_only(session, _flush_context, _instances):
+def _ledger_is_append_only(session: Session, _flush_context: object, _instances: object) -> None:
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, ConsentEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("the consent ledger is append-only: add a new event instead")

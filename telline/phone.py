@@ -11,7 +11,6 @@ And one way out: `mask()` for anything written to a log.
 from __future__ import annotations
 
 import functools
-
 import re
 
 import phonenumbers
@@ -41,7 +40,7 @@ def to_e164(text: str, region: str | None = "US") -> str:
             raise InvalidPhoneNumber(
                 f"“{raw}” has no country code we recognise: start it with + and the country code "
                 f"(for example +44 for the UK), or set the group's country.") from None
-        if exc.error_type == NumberParseException.TOO_SHORT_NSN or exc.error_type == NumberParseException.TOO_SHORT_AFTER_IDD:
+        if exc.error_type in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
             raise InvalidPhoneNumber(f"“{raw}” is too short to be a phone number.") from None
         if exc.error_type == NumberParseException.TOO_LONG:
             raise InvalidPhoneNumber(f"“{raw}” is too long to be a phone number.") from None
@@ -137,6 +136,6 @@ def _masked(match: re.Match[str]) -> str:
     return match.group("lead") + mask("+" + digits).removeprefix("+")
 
 
-def _country(number) -> str:
+def _country(number: phonenumbers.PhoneNumber) -> str:
     region = phonenumbers.region_code_for_number(number)
     return f"country code +{number.country_code}" + (f" ({region})" if region else "")

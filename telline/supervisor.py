@@ -116,6 +116,7 @@ class Child:
         self.starts.append(time.monotonic())
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # its own group: our Ctrl-C is ours to pass on
+        assert self.proc.stdout is not None  # stdout=PIPE
         selector.register(self.proc.stdout, selectors.EVENT_READ, self)
 
     def forward(self, selector: selectors.BaseSelector) -> None:

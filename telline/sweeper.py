@@ -23,8 +23,8 @@ from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
 from telline import db, tasks
-from telline.models import Task, utcnow
 from telline.job_queues import queues
+from telline.models import Task, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def sweep(grace_seconds: float = GRACE.total_seconds()) -> int:
 
 def find_lost(session: Session, due_before: dt.datetime) -> list[tuple[int, int]]:
     """(id, generation) of the tasks due before then whose job is gone."""
-    due = [tuple(row) for row in session.execute(
+    due = [(task_id, generation) for task_id, generation in session.execute(
         sa.select(Task.id, Task.generation).where(Task.due_at <= due_before).order_by(Task.due_at).limit(BATCH))]
     session.rollback()  # hold nothing while Redis answers
-    return [row for row, missing in zip(due, _missing([tasks.job_id(*row) for row in due])) if missing]
+    return [row for row, missing in zip(due, _missing([tasks.job_id(*row) for row in due]), strict=True) if missing]
 
 
 def resend(session: Session, lost: list[tuple[int, int]]) -> list[Task]:
@@ -109,9 +109,9 @@ def _missing(job_ids: list[str]) -> list[bool]:
     with connection.pipeline(transaction=False) as pipe:
         for worker in started_by:
             pipe.exists(alive_key(worker))
-        alive = dict(zip(started_by, pipe.execute()))
+        alive = dict(zip(started_by, pipe.execute(), strict=True))
     out = []
-    for job_id, (status, worker) in zip(job_ids, states):
+    for job_id, (status, worker) in zip(job_ids, states, strict=True):
         if status == JobStatus.STARTED.value:
             out.append(not alive.get(worker))
         elif status == JobStatus.QUEUED.value:

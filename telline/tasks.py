@@ -29,11 +29,11 @@ import redis
 import sqlalchemy as sa
 from rq import Retry, get_current_job
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from telline import db
-from telline.models import Task, job_id, utcnow
 from telline.job_queues import check_job_args, queues
+from telline.models import JobArg, QueueName, Task, job_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ class Send:
     task_id: int
     job_id: str
     func: str
-    queue: str
+    queue: QueueName
     due_at: dt.datetime
-    retry: tuple[float, ...] | None
+    retry: tuple[int, ...] | None
     timeout: int | None
 
     @classmethod
@@ -74,8 +74,8 @@ class Send:
                    tuple(task.retry) if task.retry else None, task.timeout)
 
 
-def enqueue_after_commit(session: Session, func: Callable[..., Any], *args: int | str | bool | None
-                         | list[int], queue: str = "default", at: dt.datetime | None = None,
+def enqueue_after_commit(session: Session, func: Callable[..., Any], *args: JobArg,
+                         queue: QueueName = "default", at: dt.datetime | None = None,
                          retry: Retry | None = None, timeout: int | None = None) -> Task:
     """Make `func(*args)` a task of this transaction: its row is written now, its job is sent to
     RQ when `session` commits (nothing if it rolls back). at: not before then (RQ's scheduler)."""
@@ -93,7 +93,7 @@ def enqueue_after_commit(session: Session, func: Callable[..., Any], *args: int 
     return task
 
 
-def _intervals(retry: Retry) -> list[float]:
+def _intervals(retry: Retry) -> list[int]:
     """RQ's Retry as one interval per retry (Retry(max=3, interval=5) → [5, 5, 5])."""
     intervals = list(retry.intervals) or [0]
     return [intervals[min(i, len(intervals) - 1)] for i in range(retry.max)]
@@ -111,7 +111,7 @@ def _send_pending(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
     if previous_transaction.parent is None:  # the whole transaction, not a savepoint
         session.info.pop(_PENDING, None)
 

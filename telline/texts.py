@@ -6,6 +6,8 @@ sometimes in distress). Add a language by adding its column to every entry.
 
 from __future__ import annotations
 
+import datetime as dt
+
 TEXTS: dict[str, dict[str, str]] = {
     "voice.unknown_line": {
         "en": "Sorry, this number is not connected to a support group. Please check the number and call again. Goodbye.",
@@ -194,7 +196,7 @@ TEXTS: dict[str, dict[str, str]] = {
 SAY_LANGUAGE = {"en": "en-GB", "fr": "fr-FR"}
 
 
-def when(start, zone: str, language: str | None) -> str:
+def when(start: dt.datetime, zone: str, language: str | None) -> str:
     """A meeting's start as members read and hear it: 'Tuesday 1 December, 19:00' in their zone."""
     from zoneinfo import ZoneInfo
 
@@ -202,7 +204,7 @@ def when(start, zone: str, language: str | None) -> str:
     return format_datetime(start, "EEEE d MMMM, HH:mm", tzinfo=ZoneInfo(zone), locale=(language or "en"))
 
 
-def t(key: str, language: str | None, **values) -> str:
+def t(key: str, language: str | None, **values: object) -> str:
     entry = TEXTS[key]
     text = entry.get((language or "en").split("-")[0].lower()) or entry["en"]
     return text.format(**values) if values else text

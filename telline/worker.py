@@ -23,21 +23,25 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import redis
 import sqlalchemy.orm
 from flask import Flask
 from rq import SimpleWorker, Worker
-from rq.cron import CronScheduler
+from rq.cron import CronJob, CronScheduler
 from rq.exceptions import DuplicateJobError
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 from rq.utils import now as rq_now
 
-from telline import jobs, sweeper
-from telline import job_queues
+from telline import job_queues, jobs, sweeper
+from telline.models import QueueName
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class Periodic:
 
     name: str
     func: Callable[..., Any]
-    queue: str
+    queue: QueueName
     cron: str  # local time of the cron process (RQ 3); a sixth field counts seconds
 
 
@@ -124,7 +128,8 @@ class _OrphanSafeScheduler(RQScheduler):
 
     def acquire_locks(self, auto_start: bool = False) -> set[str]:
         self._say_alive()  # before start() forks: a new lock is never taken for a dead one's
-        return super().acquire_locks(auto_start)
+        locks: set[str] = super().acquire_locks(auto_start)  # the queues it holds the lock of
+        return locks
 
     def work(self) -> None:
         self._worker_pid = os.getppid()
@@ -167,20 +172,28 @@ def release_dead_scheduler_locks(connection: redis.Redis, queue_names: list[str]
     released = []
     for name in queue_names:
         key = RQScheduler.get_locking_key(name)
-        owner = connection.get(key)
-        if owner and not connection.exists(_scheduler_alive_key(owner.decode())):
-            if release_lock(connection, key, owner.decode()):
+        value = connection.get(key)
+        owner = value.decode() if isinstance(value, bytes) else value  # the scheduler's name
+        if owner and not connection.exists(_scheduler_alive_key(owner)):
+            if release_lock(connection, key, owner):
                 released.append(name)
                 log.warning("released the scheduler lock of a dead scheduler", extra={"queue": name})
     return released
 
 
-class _AppContextPerJob:
+# The mixin below is only ever mixed into RQ's workers: mypy checks it as one.
+if TYPE_CHECKING:
+    from rq.worker import BaseWorker as _RQWorker
+else:
+    _RQWorker = object
+
+
+class _AppContextPerJob(_RQWorker):
     app: Flask | None = None
     _alive: _AliveSignal | None = None
     stop_requested = False
 
-    def request_stop(self, signum, frame) -> None:
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
         super().request_stop(signum, frame)
 
@@ -194,13 +207,13 @@ class _AppContextPerJob:
         log.error("the worker stopped on an error; exiting for its supervisor to start it again")
         return 1
 
-    def bootstrap(self, *args, **kwargs):
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         # Build the app before the first job, so that RQ's own CLI refuses bad settings at start-up
         # (telline.config), as `telline worker` does, rather than failing every job.
         self.app = self.app or _app()
-        return super().bootstrap(*args, **kwargs)
+        super().bootstrap(*args, **kwargs)
 
-    def perform_job(self, job, queue, execution):
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         # A fresh app context per job: its own db session, torn down after the job.
         with (self.app or _app()).app_context():
             return super().perform_job(job, queue, execution)
@@ -216,7 +229,8 @@ class _AppContextPerJob:
             self._alive = None
         super().register_death()
 
-    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args, **kwargs) -> None:
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
+                         **kwargs: Any) -> None:
         """RQ's own (BaseWorker._start_scheduler), with the scheduler that stops with its worker."""
         self.scheduler = _OrphanSafeScheduler(
             self.queues, connection=self.connection,
@@ -245,7 +259,8 @@ class TellineSimpleWorker(_AppContextPerJob, SimpleWorker):
     times the jobs per second (`telline run` and the deploy files use it)."""
 
 
-def make_worker(app: Flask, queue_names=None, simple: bool = False, **rq_options):
+def make_worker(app: Flask, queue_names: Sequence[str] | None = None, simple: bool = False,
+                **rq_options: Any) -> TellineWorker | TellineSimpleWorker:
     """rq_options are RQ's own Worker settings (worker_ttl, maintenance_interval,
     job_monitoring_interval…): how soon a dead worker's jobs are found and retried."""
     jq: job_queues.JobQueues = app.extensions[job_queues.EXTENSION]
@@ -264,7 +279,7 @@ class TellineCron(CronScheduler):
     job id "<name>-<time it is due>" with RQ's unique=True, so a second `telline cron` (a
     standby, or one started by mistake) finds it enqueued and adds nothing."""
 
-    def enqueue_jobs(self):
+    def enqueue_jobs(self) -> list[CronJob]:
         enqueue_time = rq_now()
         enqueued = []
         for job in self._cron_jobs:

@@ -5,8 +5,8 @@ import logging
 from rq import get_current_job
 
 from telline import db
-from telline.models import Group
 from telline.job_queues import queues
+from telline.models import Group
 from telline.tasks import durable
 
 log = logging.getLogger(__name__)

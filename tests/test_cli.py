@@ -112,6 +112,7 @@ def test_telline_run_brings_up_web_worker_and_cron_with_a_private_redis(tmp_path
         assert health == (200, {"status": "ok", "database": "ok", "redis": "ok"}), "".join(lines)
         # The worker drains a queue on that private Redis.
         from rq import Queue
+
         from tests import sample_jobs
         conn = redis.Redis.from_url(private_url)
         Queue("default", connection=conn).enqueue(sample_jobs.append_to_list, "seen", "yes")
@@ -164,7 +165,7 @@ def test_db_upgrade_prints_one_line(tmp_path):
 def test_two_upgrades_at_once_on_postgresql_one_waits_and_neither_fails():
     """Both take the same advisory lock: the second waits for the first, then finds nothing to do.
     The test holds the lock first, so both are surely waiting at once before either runs."""
-    from tests.conftest import AUTH_TOKEN, SECRET_KEY, fresh_postgres_database
+    from tests.conftest import fresh_postgres_database
     with fresh_postgres_database("telline_upgrade") as url:
         engine = sa.create_engine(url)
         with engine.connect() as holder:
@@ -257,6 +258,7 @@ def test_telline_run_starts_a_worker_again_when_it_dies(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
             assert r.status == 200
         from rq import Queue
+
         from tests import sample_jobs
         conn = redis.Redis.from_url(private_url)
         job = Queue("default", connection=conn).enqueue(sample_jobs.append_to_list, "seen", "again")

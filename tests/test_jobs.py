@@ -15,8 +15,8 @@ from rq import Retry
 from rq.job import Job, JobStatus
 
 from telline import create_app, db, migrate
-from telline.models import Group
 from telline.job_queues import enqueue_now, queues
+from telline.models import Group
 from telline.tasks import enqueue_after_commit
 from telline.worker import PERIODIC, make_cron, make_worker
 from tests import sample_jobs
@@ -110,6 +110,7 @@ def test_periodic_jobs_are_declared_with_stable_names(app):
 
 def test_webhook_keys_are_kept_a_week(session):
     import datetime as dt
+
     from telline import jobs
     from telline.models import WebhookKey, utcnow
     for days in (8, 6):
@@ -234,6 +235,7 @@ def test_a_scheduler_killed_with_its_worker_is_replaced_within_seconds(migrated_
     """kill -9 a worker and its scheduler: RQ's lock would stay 61 s, and every delayed job (retries,
     texts put back for a moment) with it. Another worker takes over within seconds."""
     import datetime as dt
+
     from tests.processes import process_tree
     with _telline(["worker"], migrated_sqlite, redis_url, tmp_path / "first.log") as first:
         _wait(lambda: len(_scheduler_locks(redis_conn)) == 3, 30, "the first worker's scheduler")

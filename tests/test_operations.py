@@ -75,7 +75,9 @@ def test_no_escape_codes_in_any_log_line(standin, fmt):
     terminal; a log line is read by a log shipper or a person's pager, not a terminal."""
     import io
     import logging
+
     import requests
+
     from telline import logs
     out = io.StringIO()
     logs.configure(fmt, "INFO", stream=out)

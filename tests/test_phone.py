@@ -68,6 +68,7 @@ def test_numbers_in_free_text_are_masked():
 
 def test_log_lines_never_carry_a_full_number(capsys):
     import io
+
     from telline import logs
     stream = io.StringIO()
     logs.configure("json", "INFO", stream=stream)

@@ -13,7 +13,7 @@ from telline.scheduling.series import next_start
 RULES = ["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=TU,TH", "FREQ=MONTHLY;BYDAY=2TU", "FREQ=WEEKLY;INTERVAL=2",
          "FREQ=DAILY;COUNT=40", "FREQ=HOURLY;INTERVAL=7"]
 ZONES = ["Europe/London", "America/New_York", "Australia/Lord_Howe"]  # DST; a half-hour DST
-FIRST = dt.datetime(2024, 3, 1, 19, 0, tzinfo=dt.timezone.utc)
+FIRST = dt.datetime(2024, 3, 1, 19, 0, tzinfo=dt.UTC)
 
 
 @settings(max_examples=60, deadline=None)
@@ -28,15 +28,15 @@ def test_next_start_is_the_rules_answer_whatever_was_asked_before(rule, zone, af
         after = FIRST + dt.timedelta(minutes=minutes)
         expected = fresh.after(after.astimezone(tz).replace(tzinfo=None), inc=True)
         got = next_start(series, tz, after)
-        assert got == (expected.replace(tzinfo=tz).astimezone(dt.timezone.utc) if expected else None)
+        assert got == (expected.replace(tzinfo=tz).astimezone(dt.UTC) if expected else None)
 
 
 def test_a_daily_series_years_old_is_answered_without_walking_its_years():
     import timeit
     series = SimpleNamespace(rrule="FREQ=DAILY", first_start=FIRST - dt.timedelta(days=3650))
-    tz, now = ZoneInfo("Europe/London"), dt.datetime(2026, 11, 27, 19, 5, tzinfo=dt.timezone.utc)
+    tz, now = ZoneInfo("Europe/London"), dt.datetime(2026, 11, 27, 19, 5, tzinfo=dt.UTC)
     start = next_start(series, tz, now - dt.timedelta(hours=1))
-    assert start == dt.datetime(2026, 11, 27, 19, 0, tzinfo=dt.timezone.utc)
+    assert start == dt.datetime(2026, 11, 27, 19, 0, tzinfo=dt.UTC)
     # what the join path asks during the hour the meeting runs (after = now - its length), in order
     later = [start - dt.timedelta(minutes=m) for m in range(60, -1, -1)]
     remembered = timeit.timeit(lambda: [next_start(series, tz, t) for t in later], number=3)

@@ -13,7 +13,7 @@ from telline import groups
 from telline.models import Group, Line, MeetingSeries
 from telline.scheduling.series import InvalidSeries, configure_series, create_series, next_start, overlapping
 
-NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
 FIRST = dt.datetime(2026, 12, 1, 19, 0)  # a Tuesday, the group's wall-clock time
 
 
@@ -76,7 +76,7 @@ def test_a_utc_until_is_read_in_the_groups_time(session, paris):
     assert series.rrule == "FREQ=WEEKLY;UNTIL=20261215T190000"
     zone = ZoneInfo("Europe/Paris")
     last = next_start(series, zone, NOW + dt.timedelta(days=12))
-    assert last == dt.datetime(2026, 12, 15, 18, 0, tzinfo=dt.timezone.utc)
+    assert last == dt.datetime(2026, 12, 15, 18, 0, tzinfo=dt.UTC)
     assert next_start(series, zone, last + dt.timedelta(minutes=1)) is None
 
 
@@ -89,7 +89,7 @@ def test_two_series_at_the_same_time_on_one_line_are_allowed_and_found(session, 
     tuesday = make(session, paris, "FREQ=WEEKLY;BYDAY=TU")
     other = make(session, paris, "FREQ=DAILY", first=dt.datetime(2026, 12, 3, 19, 30), duration_minutes=30)
     assert [(s.id, when) for s, when in overlapping(session, other, NOW)] == [
-        (tuesday.id, dt.datetime(2026, 12, 8, 18, 30, tzinfo=dt.timezone.utc))]
+        (tuesday.id, dt.datetime(2026, 12, 8, 18, 30, tzinfo=dt.UTC))]
     assert overlapping(session, make(session, paris, "FREQ=WEEKLY", first=dt.datetime(2026, 12, 2, 8, 0)), NOW) == []
 
 

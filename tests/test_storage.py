@@ -99,6 +99,7 @@ def test_upgrading_a_database_with_rows_keeps_them_and_fills_new_columns(empty_d
     migrate.upgrade(empty_database_url)
     engine = make_engine(empty_database_url)
     from sqlalchemy.orm import Session
+
     from telline.models import Line
     with Session(engine) as session:
         group = session.get(Group, 1)

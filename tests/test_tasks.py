@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from rq.job import Job, JobStatus
 
 from telline import localredis, sweeper, tasks
-from telline.models import InboxItem, Line, Message, Task, utcnow
 from telline.job_queues import queues
+from telline.models import InboxItem, Line, Message, Task, utcnow
 from telline.sms.outbound import send_text
 from telline.texts import t
 from telline.worker import ALIVE_TTL, make_cron, make_worker
@@ -80,7 +80,8 @@ def test_a_text_received_while_redis_is_down_is_answered_once_redis_is_back(app,
     assert jobs_in_redis() == 0  # the server came back empty: the job never reached it
     assert sweep_now() == 1
     run_jobs(app)
-    assert texts_to(standin, MEMBER) == [t("sms.inbox_ack", "en", crisis=t("sms.crisis", "en", resource="call 116 123"))]
+    crisis = t("sms.crisis", "en", resource="call 116 123")
+    assert texts_to(standin, MEMBER) == [t("sms.inbox_ack", "en", crisis=crisis)]
     assert tasks.pending(session) == 0
     assert sweep_now() == 0 and texts_to(standin, MEMBER)[1:] == []  # nothing is sent twice
 

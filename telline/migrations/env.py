@@ -22,7 +22,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("telline.migrate.alembic_config() gives a URL or a connection")
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             with _sqlite_foreign_keys_off(connection):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from telline.models import Group, MeetingOccurrence, MeetingSeries, OccurrenceStatus
 from telline.scheduling.series import InvalidSeries, starts_before, starts_from
 
+
 @dataclasses.dataclass(frozen=True)
 class AgendaEntry:
     series_id: int

@@ -14,7 +14,8 @@ import functools
 import itertools
 import re
 import secrets
-from typing import TypedDict, Unpack
+from collections.abc import Set as AbstractSet
+from typing import Protocol, TypedDict, Unpack
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -56,7 +57,7 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
     zone = ZoneInfo(group.timezone)
     rule = checked_rule(rrule, first_start_local, zone, duration_minutes=duration_minutes, now=now or utcnow())
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
-                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.timezone.utc),
+                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.UTC),
                            rrule=rule, duration_minutes=duration_minutes)
     _apply(series, settings)
     series.access_code = _unused_code(session, line.id)
@@ -164,7 +165,7 @@ def _wall_until(value: str, zone: ZoneInfo) -> str:
     floating too. A UTC time (…Z) is converted; a date alone means the end of that day."""
     try:
         if value.endswith("Z"):
-            moment = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            moment = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
             return f"{moment.astimezone(zone):%Y%m%dT%H%M%S}"
         if len(value) == 8:
             return f"{dt.datetime.strptime(value, '%Y%m%d'):%Y%m%d}T235959"
@@ -233,7 +234,23 @@ def _first_overlap(a: list[tuple[dt.datetime, dt.datetime]],
     return None
 
 
-def next_start(series: MeetingSeries, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
+class SeriesTimes(Protocol):
+    """What the time rules read of a series: a MeetingSeries, or the join path's copy of one
+    (telline.voice.directory.Series)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def first_start(self) -> dt.datetime: ...
+    @property
+    def rrule(self) -> str: ...
+    @property
+    def duration_minutes(self) -> int: ...
+    @property
+    def join_early_minutes(self) -> int: ...
+
+
+def next_start(series: SeriesTimes, zone: ZoneInfo, after: dt.datetime) -> dt.datetime | None:
     """The first start at or after `after` (aware), as an aware UTC datetime."""
     found = _rule(series.rrule, _wall(series.first_start, zone)).after(_wall(after, zone))
     return _utc(found, zone) if found else None
@@ -262,7 +279,7 @@ def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 
 
 def _utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return wall.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    return wall.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
 class _Rule:
@@ -271,14 +288,15 @@ class _Rule:
     callers all ask nearly the same question: the first start at or after `after` is the same
     for any `after` between the last one asked and the start it found."""
 
-    def __init__(self, rule):
-        self.rule, self.last = rule, None  # last: (after, the start found)
+    def __init__(self, rule: rrulebase):
+        self.rule = rule
+        self.last: tuple[dt.datetime, dt.datetime] | None = None  # (after, the start found)
 
     def after(self, after: dt.datetime) -> dt.datetime | None:
         last = self.last
         if last is not None and last[0] <= after <= last[1]:
             return last[1]
-        found = self.rule.after(after, inc=True)
+        found: dt.datetime | None = self.rule.after(after, inc=True)
         if found is not None:
             self.last = (after, found)  # one assignment: a concurrent reader sees the old or the new pair
         return found
@@ -314,7 +332,7 @@ def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[Meet
     return best
 
 
-def _unused_code(session: Session, line_id: int, also_taken: set[str] = frozenset()) -> str:
+def _unused_code(session: Session, line_id: int, also_taken: AbstractSet[str] = frozenset()) -> str:
     """A code no meeting on this line uses, as an access code or a host PIN."""
     rows = session.execute(sa.select(MeetingSeries.access_code, MeetingSeries.host_pin)
                            .where(MeetingSeries.line_id == line_id))

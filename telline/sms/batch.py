@@ -24,22 +24,24 @@ Twilio's Messages list before sending anything again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline import db, phone
+from telline import db, phone, tasks
 from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
-from telline import tasks
 from telline.sms import consent, delivery, rate
-from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.broadcast import SECONDS_PER_TEXT
+from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed
-from telline.sms.status import apply_known_events
+from telline.sms.status import apply_known_events, reported
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,12 @@ def deliver_batch(message_ids: list[int]) -> dict[str, int]:
     return dict(tally)
 
 
-def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[sa.Row, sa.Row]], list[int],
+if TYPE_CHECKING:
+    # The columns of a message, its line (and group) or its member that a batch reads once (_sort).
+    Row = sa.Row[*tuple[Any, ...]]
+
+
+def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[Row, Row]], list[int],
                                                             dict[int, dt.datetime]]:
     """(rows ready to claim and send, with their line), (ids that deliver() must decide), and
     {id: when its claim lapses} for rows another worker may still be sending."""
@@ -80,7 +87,9 @@ def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[sa.Row, 
     session.rollback()  # no snapshot (and on SQLite no lock) held across the sends
 
     now = utcnow()
-    ready, by_deliver, in_flight = [], [], {}
+    ready: list[tuple[Row, Row]] = []
+    by_deliver: list[int] = []
+    in_flight: dict[int, dt.datetime] = {}
     for message_id in message_ids:
         row = rows.get(message_id)
         line = lines.get(row.line_id) if row else None
@@ -104,7 +113,7 @@ def _later(session: Session, in_flight: dict[int, dt.datetime]) -> None:
     session.commit()
 
 
-def _plain(row: sa.Row, line: sa.Row, member: sa.Row | None, now: dt.datetime) -> bool:
+def _plain(row: Row, line: Row, member: Row | None, now: dt.datetime) -> bool:
     """Would deliver() simply claim and send this text now (consent apart, which the claim checks)?"""
     if (row.direction != "outbound" or row.status not in delivery.CLAIMABLE or not row.to_number
             or row.kind == "opt_out_confirmation"):
@@ -114,26 +123,26 @@ def _plain(row: sa.Row, line: sa.Row, member: sa.Row | None, now: dt.datetime) -
     if member is not None and member.sms_status in ("invalid", "landline"):
         return False
     zone = ZoneInfo((member.timezone if member else None) or line.timezone)
-    return row.urgent or next_allowed(now, zone, line.quiet_start, line.quiet_end) is None
+    return bool(row.urgent) or next_allowed(now, zone, line.quiet_start, line.quiet_end) is None
 
 
-def _chunks(ready: list[tuple[sa.Row, sa.Row]]):
+def _chunks(ready: list[tuple[Row, Row]]) -> Iterator[tuple[Row, list[Row]]]:
     """Consecutive texts from one line, at most CHUNK_SECONDS of its rate each (at least one)."""
     i = 0
     while i < len(ready):
         line = ready[i][1]
         size = max(1, math.floor(line.sms_rate / rate.cost(line.sms_rate_unit, ready[i][0].segments)
                                  * CHUNK_SECONDS))
-        chunk = []
+        chunk: list[Row] = []
         while i < len(ready) and len(chunk) < size and ready[i][1].id == line.id:
             chunk.append(ready[i][0])
             i += 1
         yield line, chunk
 
 
-def _send_chunk(session: Session, line: sa.Row, chunk: list[sa.Row], tally: Counter) -> None:
+def _send_chunk(session: Session, line: Row, chunk: list[Row], tally: Counter[str]) -> None:
     claimed = _claim(session, chunk)
-    handed: list[dict] = []
+    handed: list[dict[str, Any]] = []
     untried = [r for r in chunk if r.id in claimed]  # in chunk order: the next to send is first
     line_busy = False
     try:
@@ -152,10 +161,11 @@ def _send_chunk(session: Session, line: sa.Row, chunk: list[sa.Row], tally: Coun
                                           status_callback=delivery.status_callback_url())
             except (TwilioError, OutcomeUnknown) as exc:
                 _record(session, handed)
-                tally[_one_by_one(session, row.id, lambda i, e=exc: _after_failed_send(session, i, e))] += 1
+                tally[_one_by_one(session, row.id, functools.partial(_after_failed_send, session, exc=exc))] += 1
                 continue
-            handed.append(dict(id=row.id, twilio_sid=sent.sid, status=sent.status or "queued", sent_at=utcnow()))
-            tally[sent.status or "queued"] += 1
+            status = reported(sent.status)
+            handed.append(dict(id=row.id, twilio_sid=sent.sid, status=status, sent_at=utcnow()))
+            tally[status] += 1
             log.info("text handed to Twilio", extra={"message_id": row.id, "to": phone.mask(row.to_number),
                                                      "segments": row.segments})
     finally:
@@ -168,7 +178,7 @@ def _send_chunk(session: Session, line: sa.Row, chunk: list[sa.Row], tally: Coun
     session.commit()
 
 
-def _claim(session: Session, chunk: list[sa.Row]) -> set[int]:
+def _claim(session: Session, chunk: list[Row]) -> set[int]:
     """Compare-and-set, as deliver()'s claim, for a whole chunk — with the consent check in it."""
     claimed = set(session.scalars(
         sa.update(Message)
@@ -182,7 +192,7 @@ def _claim(session: Session, chunk: list[sa.Row]) -> set[int]:
     return claimed
 
 
-def _record(session: Session, handed: list[dict]) -> None:
+def _record(session: Session, handed: list[dict[str, Any]]) -> None:
     """Write the SIDs Twilio gave, then apply any status callback that beat us to them."""
     if not handed:
         return
@@ -193,12 +203,12 @@ def _record(session: Session, handed: list[dict]) -> None:
     sids = {h["twilio_sid"]: h["id"] for h in handed}
     for sid in session.scalars(sa.select(MessageEvent.twilio_sid).distinct()
                                .where(MessageEvent.twilio_sid.in_(sids))):
-        apply_known_events(session, session.get(Message, sids[sid]))
+        apply_known_events(session, session.get_one(Message, sids[sid]))  # just written
     session.commit()
     handed.clear()
 
 
-def _release(session: Session, rows: list[sa.Row]) -> None:
+def _release(session: Session, rows: list[Row]) -> None:
     """Give back claimed rows that were never sent, as they were (no request went out for them)."""
     if rows:
         session.execute(sa.update(Message), [dict(id=r.id, status=r.status, attempts=r.attempts) for r in rows])
@@ -206,10 +216,11 @@ def _release(session: Session, rows: list[sa.Row]) -> None:
 
 
 def _after_failed_send(session: Session, message_id: int, exc: TwilioError | OutcomeUnknown) -> str:
-    return delivery.after_failed_send(session, session.get(Message, message_id), exc)
+    # A claimed row of this batch: it exists (rows are never deleted while claimed).
+    return delivery.after_failed_send(session, session.get_one(Message, message_id), exc)
 
 
-def _one_by_one(session: Session, message_id: int, step) -> str:
+def _one_by_one(session: Session, message_id: int, step: Callable[[int], str]) -> str:
     """One text on its own terms: a text that needs a retry gets a retrying job of its own,
     so one refusal does not resend the rest of the batch."""
     try:

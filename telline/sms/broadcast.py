@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from telline import db
 from telline.models import Broadcast, Group, Line, Member, Membership, Message
-from telline.tasks import durable, enqueue_after_commit
 from telline.sms import consent, rate, segments
 from telline.sms.outbound import MAX_BODY, InvalidText, retry_policy
+from telline.tasks import durable, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 # Texts per job: about BATCH_SECONDS of the line's rate, at most BATCH_MAX. A job costs a
@@ -56,7 +56,7 @@ def sender_line(session: Session, group_id: int) -> Line | None:
     return session.scalar(sa.select(Line).where(Line.group_id == group_id).order_by(Line.id).limit(1))
 
 
-def recipients(session: Session, group_id: int):
+def recipients(session: Session, group_id: int) -> sa.Select[int, str]:
     """Active members whose number's latest consent is an opt-in and can receive texts."""
     latest = consent.latest_by_number()
     return (sa.select(Member.id, Member.phone)
@@ -72,8 +72,11 @@ def fan_out(broadcast_id: int) -> int:
     """Write the per-member rows (once) and enqueue their batches. Safe to run again."""
     from telline.sms.batch import deliver_batch
     session = db.session()
-    broadcast = session.get(Broadcast, broadcast_id)
+    broadcast = session.get_one(Broadcast, broadcast_id)  # written before this job was sent
     line = sender_line(session, broadcast.group_id)
+    if line is None:  # the group's lines were removed since it was asked for: nothing can send it
+        log.warning("broadcast not sent: its group has no line", extra={"broadcast_id": broadcast.id})
+        return 0
     measured = segments.measure(broadcast.body)
     prefix = f"broadcast:{broadcast.id}:"
     done = set(session.scalars(sa.select(Message.member_id).where(Message.broadcast_id == broadcast.id)))

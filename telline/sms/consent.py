@@ -11,7 +11,7 @@ import logging
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from telline import phone
 from telline.models import Channel, ConsentAction, ConsentEvent, ConsentSource
@@ -43,7 +43,8 @@ def is_opted_out(session: Session, number: str) -> bool:
     return current(session, number) == OPT_OUT
 
 
-def not_opted_out(number_column, channel: str = "sms"):
+def not_opted_out(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
+                  channel: Channel = "sms") -> sa.ColumnElement[bool]:
     """A SQL condition: the number in `number_column` has not opted out (its latest event is
     not an opt-out). is_opted_out() in a WHERE clause, so a claim and the check are one statement."""
     latest = (sa.select(ConsentEvent.action)
@@ -52,7 +53,7 @@ def not_opted_out(number_column, channel: str = "sms"):
     return sa.func.coalesce(latest, "") != OPT_OUT
 
 
-def latest_by_number(channel: str = "sms"):
+def latest_by_number(channel: Channel = "sms") -> sa.Subquery:
     """A subquery (phone, action) of each number's latest event — for bulk selections."""
     newest = (sa.select(sa.func.max(ConsentEvent.id).label("id"))
               .where(ConsentEvent.channel == channel).group_by(ConsentEvent.phone).subquery())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,18 +26,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from telline import db, phone, tasks
-from telline.models import Group, Line, Member, Message, utcnow
 from telline.job_queues import queues
+from telline.models import Line, Member, Message, MessageStatus, NumberStatus, QueueName, utcnow
 from telline.sms import consent, rate
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.quiet_hours import next_allowed
 from telline.sms.rate import SenderRateLimiter
-from telline.sms.status import apply_known_events
+from telline.sms.status import apply_known_events, reported
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, TwilioNotConfigured, gateway
 
 log = logging.getLogger(__name__)
 
-CLAIMABLE = ("pending", "deferred", "retrying")
+CLAIMABLE: tuple[MessageStatus, ...] = ("pending", "deferred", "retrying")
 MAX_ATTEMPTS = len(BACKOFF) + 1
 # A row claimed more recently than this may still have its request in flight elsewhere. A
 # request gives up after the gateway's 10 s timeout, so a claim this old was left by a worker
@@ -46,7 +47,9 @@ CLAIM_TIMEOUT = dt.timedelta(seconds=30)
 RATE_WAIT = 30.0  # seconds a job waits for the line's rate before handing its place back
 
 OPTED_OUT = 21610
-NOT_TEXTABLE = {21211: "invalid", 21614: "landline", 21635: "landline"}
+NOT_TEXTABLE: dict[int, NumberStatus] = {21211: "invalid", 21614: "landline", 21635: "landline"}
+# What a try at a text ends in: the row's status, or "gone" (no such outbound row).
+Outcome = MessageStatus | Literal["gone"]
 
 
 class SendRetry(Exception):
@@ -54,7 +57,7 @@ class SendRetry(Exception):
 
 
 @tasks.durable
-def deliver(message_id: int) -> str | Retry:
+def deliver(message_id: int) -> Outcome | Retry:
     """The job: send one text if it still needs sending; returns the row's status.
 
     A try that must be repeated (SendRetry, or an outcome still unknown) returns RQ's Retry
@@ -66,7 +69,7 @@ def deliver(message_id: int) -> str | Retry:
         return retry_policy()
 
 
-def attempt(message_id: int) -> str:
+def attempt(message_id: int) -> Outcome:
     """One try at a text. Returns the row's status; raises SendRetry or OutcomeUnknown when it
     must be tried again (deliver turns them into RQ's Retry; a batch gives the text its own job)."""
     session = db.session()
@@ -84,14 +87,19 @@ def attempt(message_id: int) -> str:
     if msg.send_after and msg.send_after > utcnow() + dt.timedelta(seconds=1):
         return _later(msg, (msg.send_after - utcnow()).total_seconds(), "not before its time")
 
-    line = session.get(Line, msg.line_id)
+    line = session.get(Line, msg.line_id) if msg.line_id is not None else None
     member = session.get(Member, msg.member_id) if msg.member_id else None
-    refusal = _refusal(session, msg, member)
+    to = msg.to_number
+    if not to:
+        return _finish(session, msg, "refused", message="no number to text")
+    if line is None:  # the line was removed since (its texts keep their rows, line_id NULL)
+        return _finish(session, msg, "refused", message="its line is gone")
+    refusal = _refusal(session, msg, to, member)
     if refusal:
         return _finish(session, msg, "refused", message=refusal)
 
     if not msg.urgent:
-        until = _quiet_until(session, msg, line, member)
+        until = _quiet_until(line, member)
         if until:
             msg.status, msg.send_after = "deferred", until
             tasks.enqueue_after_commit(session, deliver, msg.id, queue=queue_for(msg), at=until, retry=retry_policy())
@@ -107,7 +115,7 @@ def attempt(message_id: int) -> str:
     if not _claim(session, msg):
         return msg.status
     try:
-        sent = gateway().send_sms(from_=line.phone_number, to=msg.to_number, body=msg.body,
+        sent = gateway().send_sms(from_=line.phone_number, to=to, body=msg.body,
                                   status_callback=status_callback_url())
     except (TwilioError, OutcomeUnknown) as exc:
         return after_failed_send(session, msg, exc)
@@ -115,17 +123,17 @@ def attempt(message_id: int) -> str:
     return msg.status
 
 
-def claim_lapses(row, now: dt.datetime) -> dt.datetime | None:
+def claim_lapses(row: Message | sa.Row[*tuple[Any, ...]], now: dt.datetime) -> dt.datetime | None:
     """When a claimed ("submitting") row may be taken over, if that is still to come: until then
     its request may be in flight from the worker that claimed it. `row`: a Message or a row of its
     columns (status, attempts, updated_at)."""
     if row.status != "submitting" or not row.attempts:
         return None
-    lapses = row.updated_at + CLAIM_TIMEOUT
+    lapses: dt.datetime = row.updated_at + CLAIM_TIMEOUT
     return lapses if lapses > now else None
 
 
-def after_failed_send(session: Session, msg: Message, exc: TwilioError | OutcomeUnknown) -> str:
+def after_failed_send(session: Session, msg: Message, exc: TwilioError | OutcomeUnknown) -> MessageStatus:
     """What a claimed message becomes when Twilio said no, or may not have heard."""
     if isinstance(exc, TwilioError):
         member = session.get(Member, msg.member_id) if msg.member_id else None
@@ -138,18 +146,16 @@ def after_failed_send(session: Session, msg: Message, exc: TwilioError | Outcome
 
 
 # --- steps ----------------------------------------------------------------------
-def _refusal(session: Session, msg: Message, member: Member | None) -> str | None:
-    if not msg.to_number:
-        return "no number to text"
-    if msg.kind != "opt_out_confirmation" and consent.is_opted_out(session, msg.to_number):
+def _refusal(session: Session, msg: Message, to: str, member: Member | None) -> str | None:
+    if msg.kind != "opt_out_confirmation" and consent.is_opted_out(session, to):
         return "the number opted out"
     if member is not None and member.sms_status in ("invalid", "landline"):
         return f"the number cannot receive texts ({member.sms_status})"
     return None
 
 
-def _quiet_until(session: Session, msg: Message, line: Line, member: Member | None) -> dt.datetime | None:
-    group = session.get(Group, line.group_id)
+def _quiet_until(line: Line, member: Member | None) -> dt.datetime | None:
+    group = line.group
     zone = ZoneInfo((member.timezone if member and member.timezone else None) or group.timezone)
     return next_allowed(utcnow(), zone, group.quiet_start, group.quiet_end)
 
@@ -157,12 +163,11 @@ def _quiet_until(session: Session, msg: Message, line: Line, member: Member | No
 def _claim(session: Session, msg: Message) -> bool:
     """Mark the row "submitting" — only if it is still as this job read it (compare-and-set
     on status and attempts): of two jobs racing for one message, exactly one sends."""
-    claimed = session.execute(
+    claimed = db.rows_changed(session.execute(
         sa.update(Message)
         .where(Message.id == msg.id, Message.status == msg.status, Message.attempts == msg.attempts)
         .values(status="submitting", attempts=Message.attempts + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False)))
     session.commit()
     if claimed != 1:
         session.refresh(msg)  # someone else moved it: report what it is now
@@ -176,8 +181,10 @@ def _claim(session: Session, msg: Message) -> bool:
 
 def _reconcile(session: Session, msg: Message) -> bool:
     """Adopt the message Twilio already has for this row, if it has one."""
-    line = session.get(Line, msg.line_id)
+    line = session.get(Line, msg.line_id) if msg.line_id is not None else None
     session.commit()  # no transaction held while Twilio answers
+    if line is None or not msg.to_number:
+        return False  # nothing Twilio could have been sent for it
     found = gateway().find_messages(to=msg.to_number, from_=line.phone_number,
                                     sent_after=msg.created_at - dt.timedelta(days=1))
     taken = set(session.scalars(sa.select(Message.twilio_sid).where(
@@ -194,7 +201,7 @@ def _reconcile(session: Session, msg: Message) -> bool:
 
 
 def _handed_over(session: Session, msg: Message, sid: str, status: str | None) -> None:
-    msg.twilio_sid, msg.status, msg.sent_at = sid, status or "queued", utcnow()
+    msg.twilio_sid, msg.status, msg.sent_at = sid, reported(status), utcnow()
     msg.error_code = msg.error_message = None
     session.commit()  # the SID first, then the callbacks that came before it (telline.sms.status)
     apply_known_events(session, msg)
@@ -203,12 +210,13 @@ def _handed_over(session: Session, msg: Message, sid: str, status: str | None) -
                                              "segments": msg.segments})
 
 
-def _refused_by_twilio(session: Session, msg: Message, member: Member | None, exc: TwilioError) -> str:
+def _refused_by_twilio(session: Session, msg: Message, member: Member | None, exc: TwilioError) -> MessageStatus:
     msg.error_code, msg.error_message = exc.code, exc.message[:255]
     if isinstance(exc, TwilioNotConfigured):  # not sent, and not retried: the row says why
         return _finish(session, msg, "refused", message=f"not sent: {exc.message}")
     if exc.code == OPTED_OUT:
-        consent.record(session, msg.to_number, consent.OPT_OUT, "carrier", detail="Twilio error 21610")
+        if msg.to_number:  # always, for a text that was sent
+            consent.record(session, msg.to_number, consent.OPT_OUT, "carrier", detail="Twilio error 21610")
         return _finish(session, msg, "refused", code=exc.code, message="the number opted out (21610)")
     if exc.code in NOT_TEXTABLE:
         if member is not None:
@@ -224,15 +232,15 @@ def _refused_by_twilio(session: Session, msg: Message, member: Member | None, ex
     return _finish(session, msg, "failed", code=exc.code, message=exc.message)
 
 
-def _finish(session: Session, msg: Message, status: str, *, code: int | None = None,
-            message: str = "") -> str:
+def _finish(session: Session, msg: Message, status: MessageStatus, *, code: int | None = None,
+            message: str = "") -> MessageStatus:
     msg.status, msg.error_code, msg.error_message = status, code, message[:255]
     session.commit()
     log.info("text not sent", extra={"message_id": msg.id, "status": status, "reason": message})
     return status
 
 
-def _later(msg: Message, seconds: float, why: str) -> str:
+def _later(msg: Message, seconds: float, why: str) -> MessageStatus:
     session = db.session()
     tasks.enqueue_after_commit(session, deliver, msg.id, queue=queue_for(msg),
                                at=utcnow() + dt.timedelta(seconds=seconds), retry=retry_policy())
@@ -241,7 +249,7 @@ def _later(msg: Message, seconds: float, why: str) -> str:
     return msg.status
 
 
-def queue_for(msg: Message) -> str:
+def queue_for(msg: Message | sa.Row[*tuple[Any, ...]]) -> QueueName:
     return "urgent" if msg.urgent else "bulk" if msg.broadcast_id else "default"
 
 
@@ -254,4 +262,4 @@ def limiter() -> SenderRateLimiter:
     key = "telline.sms_rate_limiter"
     if key not in current_app.extensions:
         current_app.extensions[key] = SenderRateLimiter(queues().connection)
-    return current_app.extensions[key]
+    return cast(SenderRateLimiter, current_app.extensions[key])

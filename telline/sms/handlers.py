@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import phone
-from telline.models import Group, InboxItem, Member, Membership, utcnow
+from telline.groups import is_active_member
+from telline.models import ConsentSource, Group, InboxItem, Member, Membership, MessageKind, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms import consent, outbound
+from telline.sms.keywords import Keyword, Kind
 from telline.sms.router import Inbound, Router
-from telline.groups import is_active_member
 from telline.texts import t, when
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def install(router: Router) -> None:
     router.add(1000, "inbox", inbox)
 
 
-def reply(session: Session, inbound: Inbound, key: str, *, kind: str = "reply", **values) -> None:
+def reply(session: Session, inbound: Inbound, key: str, *, kind: MessageKind = "reply", **values: object) -> None:
     """Answer the sender on the line they texted, in their language."""
     if inbound.sender is None or inbound.line is None:
         return  # anonymous sender, or a number that is not ours: nobody to answer
@@ -41,34 +42,37 @@ def reply(session: Session, inbound: Inbound, key: str, *, kind: str = "reply", 
                        member_id=inbound.member.id if inbound.member else None)
 
 
-def _is(inbound: Inbound, kind: str) -> bool:
-    return inbound.keyword is not None and inbound.keyword.kind == kind
+def _keyword(inbound: Inbound, kind: Kind) -> Keyword | None:
+    """The text's keyword when it is of this kind."""
+    return inbound.keyword if inbound.keyword is not None and inbound.keyword.kind == kind else None
 
 
 def opt_out(session: Session, inbound: Inbound) -> bool:
-    if not _is(inbound, "opt_out"):
+    keyword = _keyword(inbound, "opt_out")
+    if keyword is None:
         return False
     if inbound.sender:
-        source = "advanced_opt_out" if inbound.opt_out_type else "keyword"
+        source: ConsentSource = "advanced_opt_out" if inbound.opt_out_type else "keyword"
         consent.record(session, inbound.sender, consent.OPT_OUT, source,
-                       group_id=inbound.group.id if inbound.group else None, detail=inbound.keyword.word)
+                       group_id=inbound.group.id if inbound.group else None, detail=keyword.word)
         if not inbound.opt_out_type:  # Twilio already confirmed it otherwise: never answer twice
             reply(session, inbound, "sms.opted_out", kind="opt_out_confirmation")
     return True
 
 
 def opt_in(session: Session, inbound: Inbound) -> bool:
-    if not _is(inbound, "opt_in"):
+    keyword = _keyword(inbound, "opt_in")
+    if keyword is None:
         return False
     if not inbound.sender:
         return True
     pending = _pending_memberships(session, inbound.member)
-    if (inbound.keyword.word in ("YES", "OUI") and not pending
+    if (keyword.word in ("YES", "OUI") and not pending
             and not consent.is_opted_out(session, inbound.sender)):
         return False  # a plain "yes" answering a person or a check-in, not a consent change
     consent.record(session, inbound.sender, consent.OPT_IN, "keyword",
                    group_id=pending[0].group_id if pending else (inbound.group.id if inbound.group else None),
-                   detail=inbound.keyword.word)
+                   detail=keyword.word)
     if pending:  # "reply YES to join": this is that YES
         for membership in pending:
             membership.status, membership.joined_at = "active", utcnow()
@@ -80,7 +84,7 @@ def opt_in(session: Session, inbound: Inbound) -> bool:
 
 def help_(session: Session, inbound: Inbound) -> bool:
     # Answered even when Twilio's Advanced Opt-Out answered HELP: ours carries the crisis line.
-    if not _is(inbound, "help"):
+    if _keyword(inbound, "help") is None:
         return False
     group = inbound.group
     language = inbound.language
@@ -92,9 +96,10 @@ def help_(session: Session, inbound: Inbound) -> bool:
 
 
 def join(session: Session, inbound: Inbound) -> bool:
-    if not _is(inbound, "join"):
+    keyword = _keyword(inbound, "join")
+    if keyword is None:
         return False
-    code = inbound.keyword.argument
+    code = keyword.argument
     if not inbound.sender:
         return True
     if not code:
@@ -104,7 +109,7 @@ def join(session: Session, inbound: Inbound) -> bool:
     if group is None:
         reply(session, inbound, "sms.join_unknown", code=code)
         return True
-    member = inbound.member or _new_member(session, inbound, group)
+    member = inbound.member or _new_member(session, inbound, inbound.sender, keyword)
     membership = session.scalar(sa.select(Membership).where(
         Membership.member_id == member.id, Membership.group_id == group.id))
     if membership is not None and membership.status == "active":
@@ -125,7 +130,7 @@ def join(session: Session, inbound: Inbound) -> bool:
 
 
 def next_(session: Session, inbound: Inbound) -> bool:
-    if not _is(inbound, "next"):
+    if _keyword(inbound, "next") is None:
         return False
     group = inbound.group
     if group is None or not is_active_member(session, inbound.member.id if inbound.member else None, group.id):
@@ -166,9 +171,8 @@ def _pending_memberships(session: Session, member: Member | None) -> list[Member
         Membership.member_id == member.id, Membership.status == "pending").order_by(Membership.id)))
 
 
-
-def _new_member(session: Session, inbound: Inbound, group: Group) -> Member:
-    member = Member(phone=inbound.sender, language=(inbound.keyword.language or None))
+def _new_member(session: Session, inbound: Inbound, sender: str, keyword: Keyword) -> Member:
+    member = Member(phone=sender, language=keyword.language)
     session.add(member)
     session.flush()
     inbound.member = member

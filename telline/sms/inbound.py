@@ -17,7 +17,7 @@ from telline.dedupe import first_time
 from telline.lines import line_for
 from telline.models import Group, Member, Message
 from telline.sms import keywords
-from telline.sms.router import Inbound, Router
+from telline.sms.router import Inbound, OptOutType, Router
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1600  # Twilio's own limit; anything longer is not from Twilio, keep what fits
@@ -32,7 +32,7 @@ class IncomingText:
     to_raw: str | None
     body: str | None
     num_media: int = 0
-    opt_out_type: str | None = None  # Twilio's Advanced Opt-Out: STOP | START | HELP
+    opt_out_type: OptOutType | None = None  # Twilio's Advanced Opt-Out
 
 
 def handle_text(session: Session, router: Router, text: IncomingText) -> str:

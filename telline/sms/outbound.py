@@ -18,13 +18,14 @@ from rq import Retry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from telline.models import Line, Message, utcnow
-from telline.tasks import enqueue_after_commit
+from telline.models import Line, Message, MessageKind, utcnow
 from telline.sms import segments
+from telline.tasks import enqueue_after_commit
 
 MAX_BODY = 1600  # Twilio refuses longer bodies (error 21617)
 # Backoff for Twilio's "slow down" and server errors, jittered per message so a burst of
-# refused sends does not come back as the same burst.
+# refused sends does not come back as the same burst. Whole seconds: RQ's intervals are ints
+# (and its scheduler moves due jobs once a second).
 BACKOFF = (5, 15, 45, 120, 300, 600)
 
 
@@ -33,11 +34,11 @@ class InvalidText(ValueError):
 
 
 def retry_policy() -> Retry:
-    return Retry(max=len(BACKOFF), interval=[round(s * random.uniform(0.8, 1.2), 1) for s in BACKOFF])
+    return Retry(max=len(BACKOFF), interval=[round(s * random.uniform(0.8, 1.2)) for s in BACKOFF])
 
 
 def send_text(session: Session, *, line: Line, to: str, body: str, idempotency_key: str,
-              member_id: int | None = None, urgent: bool = False, kind: str = "message",
+              member_id: int | None = None, urgent: bool = False, kind: MessageKind = "message",
               broadcast_id: int | None = None, send_at: dt.datetime | None = None) -> Message:
     """The outbound row for this key (new, or the one already asked for).
 
@@ -58,7 +59,8 @@ def send_text(session: Session, *, line: Line, to: str, body: str, idempotency_k
         with session.begin_nested():  # a concurrent caller with the same key may win the insert
             session.add(message)
     except IntegrityError:
-        return session.scalar(sa.select(Message).where(Message.idempotency_key == idempotency_key))
+        # The other caller's row, committed first (the unique key made this insert fail).
+        return session.scalars(sa.select(Message).where(Message.idempotency_key == idempotency_key)).one()
     from telline.sms.delivery import deliver
     enqueue_after_commit(session, deliver, message.id, queue="urgent" if message.urgent else "default",
                          at=message.send_after, retry=retry_policy())

@@ -22,4 +22,4 @@ def next_allowed(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time)
         return None
     day = local.date() + dt.timedelta(days=1) if wraps and t >= start else local.date()
     # Through UTC and back: a wall time that DST skips comes out as the first real instant after.
-    return dt.datetime.combine(day, end, tzinfo=zone).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, end, tzinfo=zone).astimezone(dt.UTC)

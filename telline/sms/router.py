@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Callable
+from typing import Literal, cast
 
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from telline.models import Group, Line, Member, Message
 from telline.sms.keywords import Keyword
 
 EXTENSION = "telline.sms_router"
+OptOutType = Literal["STOP", "START", "HELP"]  # what Twilio's Advanced Opt-Out already answered
 
 
 @dataclasses.dataclass
@@ -35,7 +37,7 @@ class Inbound:
     group: Group | None
     member: Member | None
     keyword: Keyword | None
-    opt_out_type: str | None  # set when Twilio's Advanced Opt-Out handled (and answered) it
+    opt_out_type: OptOutType | None  # set when Twilio's Advanced Opt-Out handled (and answered) it
 
     @property
     def sender(self) -> str | None:
@@ -52,7 +54,7 @@ Handler = Callable[[Session, Inbound], bool]
 
 
 class Router:
-    def __init__(self):
+    def __init__(self) -> None:
         self._chain: list[tuple[int, str, Handler]] = []
 
     def add(self, order: int, name: str, handler: Handler) -> None:
@@ -72,4 +74,4 @@ class Router:
 
 
 def router() -> Router:
-    return current_app.extensions[EXTENSION]
+    return cast(Router, current_app.extensions[EXTENSION])  # put there by telline.sms.init_app

@@ -11,14 +11,14 @@ is logged and dropped (the status then stays where it was).
 from __future__ import annotations
 
 import logging
-from typing import Literal, get_args
+from typing import get_args
 
 from flask import Blueprint, Response
 
 from telline import db, metrics, request_redis
 from telline.sms import parked
 from telline.sms.inbound import IncomingText, handle_text
-from telline.sms.router import router
+from telline.sms.router import OptOutType, router
 from telline.sms.status import RANK, record_status
 from telline.twilio import form, twiml
 
@@ -27,7 +27,6 @@ bp = Blueprint("sms", __name__)
 
 MESSAGE_SID_PREFIXES = ("SM", "MM")
 MAX_MEDIA = 10  # Twilio's limit per message: a larger count was not sent by Twilio
-OptOutType = Literal["STOP", "START", "HELP"]  # what Twilio's Advanced Opt-Out already answered
 OPT_OUT_TYPES: frozenset[OptOutType] = frozenset(get_args(OptOutType))
 STATUSES = frozenset(RANK)
 

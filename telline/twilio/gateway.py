@@ -25,6 +25,8 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import requests
 import urllib3
@@ -35,7 +37,17 @@ from twilio.rest import Client
 
 from telline.config import Settings
 
+if TYPE_CHECKING:
+    # twilio-python ships no type information (no py.typed): to mypy these names are Any. They
+    # say what each method gives back.
+    from twilio.http.response import Response
+    from twilio.rest.api.v2010.account.call import CallInstance
+    from twilio.rest.api.v2010.account.conference import ConferenceInstance
+    from twilio.rest.api.v2010.account.conference.participant import ParticipantInstance
+    from twilio.rest.api.v2010.account.message import MessageInstance
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 EXTENSION = "telline.gateway"
 
 # Twilio error codes that say "slow down / try again later", not "this is wrong".
@@ -94,7 +106,7 @@ class SentMessage:
     num_segments: int | None
 
 
-class _BaseUrlHttpClient(TwilioHttpClient):
+class _BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio-python: no type information
     """The official HTTP client, with https://*.twilio.com swapped for a local base URL."""
 
     def __init__(self, base_url: str | None, timeout: float):
@@ -105,7 +117,7 @@ class _BaseUrlHttpClient(TwilioHttpClient):
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if self.base_url:
             url = _TWILIO_HOST.sub(self.base_url, url)
         return super().request(method, url, *args, **kwargs)
@@ -127,7 +139,7 @@ class TwilioGateway:
     # --- messages -------------------------------------------------------------
     def send_sms(self, *, from_: str, to: str, body: str, status_callback: str | None = None,
                  media_url: list[str] | None = None) -> SentMessage:
-        kwargs = {"from_": from_, "to": to, "body": body}
+        kwargs: dict[str, Any] = {"from_": from_, "to": to, "body": body}
         if status_callback:
             kwargs["status_callback"] = status_callback
         if media_url:
@@ -136,56 +148,60 @@ class TwilioGateway:
         return SentMessage(msg.sid, msg.status, _int_or_none(msg.num_segments))
 
     def find_messages(self, *, to: str, from_: str, sent_after: dt.datetime | None = None,
-                      limit: int = 50) -> list:
+                      limit: int = 50) -> list[MessageInstance]:
         """Messages Twilio has for this pair (newest first): used to reconcile unknown outcomes.
 
         Twilio filters DateSent by day and a queued message has no date_sent yet:
         callers pass a generous `sent_after` and match on date_created themselves.
         """
-        kwargs = {"to": to, "from_": from_, "limit": limit, "page_size": min(limit, 1000)}
+        kwargs: dict[str, Any] = {"to": to, "from_": from_, "limit": limit, "page_size": min(limit, 1000)}
         if sent_after is not None:
             if sent_after.tzinfo is None:
                 raise ValueError("sent_after must be timezone-aware")
             # twilio-python formats the wall time and labels it Z: give it UTC.
-            kwargs["date_sent_after"] = sent_after.astimezone(dt.timezone.utc)
-        return self._call(self.client.messages.list, read_only=True, **kwargs)
+            kwargs["date_sent_after"] = sent_after.astimezone(dt.UTC)
+        messages: list[MessageInstance] = self._call(self.client.messages.list, read_only=True, **kwargs)
+        return messages
 
-    def fetch_message(self, sid: str):
+    def fetch_message(self, sid: str) -> MessageInstance:
         return self._call(self.client.messages(sid).fetch, read_only=True)
 
     # --- calls and conferences ------------------------------------------------
     def create_call(self, *, from_: str, to: str, url: str, status_callback: str | None = None,
-                    **options):
+                    **options: Any) -> CallInstance:
         if status_callback:
             options.setdefault("status_callback", status_callback)
         return self._call(self.client.calls.create, from_=from_, to=to, url=url, **options)
 
-    def update_call(self, sid: str, **fields):
+    def update_call(self, sid: str, **fields: Any) -> CallInstance:
         return self._call(self.client.calls(sid).update, **fields)
 
-    def update_conference(self, conference_sid: str, **fields):
+    def update_conference(self, conference_sid: str, **fields: Any) -> ConferenceInstance:
         """fields: status="completed" (end it), announce_url=…, announce_method=…"""
         return self._call(self.client.conferences(conference_sid).update, **fields)
 
-    def list_participants(self, conference_sid: str) -> list:
-        return self._call(self.client.conferences(conference_sid).participants.list, read_only=True)
+    def list_participants(self, conference_sid: str) -> list[ParticipantInstance]:
+        participants: list[ParticipantInstance] = self._call(
+            self.client.conferences(conference_sid).participants.list, read_only=True)
+        return participants
 
-    def add_participant(self, conference_sid: str, *, from_: str, to: str, **options):
+    def add_participant(self, conference_sid: str, *, from_: str, to: str, **options: Any) -> ParticipantInstance:
         return self._call(self.client.conferences(conference_sid).participants.create,
                           from_=from_, to=to, **options)
 
-    def update_participant(self, conference_sid: str, call_sid: str, **fields):
+    def update_participant(self, conference_sid: str, call_sid: str, **fields: Any) -> ParticipantInstance:
         """fields: muted=, hold=, hold_url=, announce_url=, …"""
         return self._call(self.client.conferences(conference_sid).participants(call_sid).update, **fields)
 
     def remove_participant(self, conference_sid: str, call_sid: str) -> bool:
-        return self._call(self.client.conferences(conference_sid).participants(call_sid).delete)
+        removed: bool = self._call(self.client.conferences(conference_sid).participants(call_sid).delete)
+        return removed
 
     def close(self) -> None:
         self.client.http_client.session.close()
 
     # --- one way to call the client ------------------------------------------
-    def _call(self, fn, /, *, read_only: bool = False, **kwargs):
+    def _call(self, fn: Callable[..., T], /, *, read_only: bool = False, **kwargs: Any) -> T:
         """Call the client; map its failures. A read that got no answer is simply
         retryable (status 0); only a write can have an unknown outcome."""
         if self.not_configured:
@@ -237,14 +253,16 @@ def _error_body(text: str) -> tuple[int | None, str]:
     return _int_or_none(body.get("code")), str(body.get("message") or "")
 
 
-def _int_or_none(value) -> int | None:
+def _int_or_none(value: str | int | None) -> int | None:
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
 
 
-def init_app(app: Flask, settings) -> TwilioGateway:
+def init_app(app: Flask, settings: Settings) -> TwilioGateway:
     gateway = TwilioGateway(settings.twilio_account_sid, settings.twilio_auth_token,
                             settings.twilio_api_base_url, not_configured=not_configured(settings))
     app.extensions[EXTENSION] = gateway
@@ -252,4 +270,4 @@ def init_app(app: Flask, settings) -> TwilioGateway:
 
 
 def gateway() -> TwilioGateway:
-    return current_app.extensions[EXTENSION]
+    return cast(TwilioGateway, current_app.extensions[EXTENSION])  # put there by init_app

@@ -12,10 +12,16 @@ from __future__ import annotations
 import logging
 
 from flask import Request, abort, current_app, request
-from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, HMAC_SHA1,
-                                      RequestValidator, get_signature_algorithm)
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from telline import metrics
+from telline.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +33,7 @@ def signed_url(req: Request, public_url: str | None) -> str:
     return req.url
 
 
-def is_valid(req: Request, settings) -> bool:
+def is_valid(req: Request, settings: Settings) -> bool:
     signature = req.headers.get(SIGNATURE_HEADER, "")
     if not signature:
         return False
@@ -40,10 +46,11 @@ def is_valid(req: Request, settings) -> bool:
     url = signed_url(req, settings.public_url)
     # JSON webhooks sign the URL (which carries bodySHA256) and the raw body, not form fields.
     params = req.get_data(as_text=True) if "bodySHA256" in req.args else req.form
-    return RequestValidator(secret).validate(url, params, signature, algorithm=algorithm)
+    valid: bool = RequestValidator(secret).validate(url, params, signature, algorithm=algorithm)
+    return valid
 
 
-def require_twilio_signature():
+def require_twilio_signature() -> None:
     """before_request hook for the /twilio blueprint: 403 unless Twilio signed it."""
     settings = current_app.config["TELLINE"]
     if is_valid(request, settings):

@@ -35,14 +35,16 @@ import signal
 import socket
 import threading
 import time
-from datetime import date, datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,9 @@ class _FaultMethods:
     """fail / delay / drop over the subclass's add_fault(**fields): alike in-process and over HTTP.
     `match`: times=1, method=None, path_suffix=None (None matches anything)."""
 
+    def add_fault(self, **fields: Any) -> Fault:
+        raise NotImplementedError
+
     def fail(self, status: int, code: int | None = None, message: str | None = None, **match) -> Fault:
         return self.add_fault(status=status, code=code, message=message, **match)
 
@@ -167,7 +172,8 @@ class StandIn(_FaultMethods):
         self._lock = threading.Lock()  # guards all the state; nothing slow runs under it
         self._wake = threading.Event()  # injected delays sleep on it: set, it cuts them short
         self._outbox: queue.Queue = queue.Queue()  # automatic callbacks (callables), in order
-        self._server, self._threads = None, []
+        self._server: BaseWSGIServer | None = None
+        self._threads: list[threading.Thread] = []
         self.reset()
 
     # --- running ------------------------------------------------------------------
@@ -208,7 +214,10 @@ class StandIn(_FaultMethods):
         with self._lock:
             self._requests: list[RecordedRequest] = []
             self._faults: list[Fault] = []
-            self._messages, self._calls, self._conferences = {}, {}, {}  # by SID
+            # by SID
+            self._messages: dict[str, dict[str, Any]] = {}
+            self._calls: dict[str, dict[str, Any]] = {}
+            self._conferences: dict[str, dict[str, Any]] = {}
             self._participants: dict[str, dict] = {}  # by call SID: a call is in one conference at most
             self._status_callbacks: dict[str, str] = {}  # message SID -> its StatusCallback URL
             # By conference SID, what is not a resource field: callback URL and events, sequence, size.
@@ -278,7 +287,7 @@ class StandIn(_FaultMethods):
         """Deliver the held conference callbacks, oldest first, from the calling thread (those that
         a delivery causes too). post(url, params, headers) -> HTTP status sends each one; default:
         over HTTP. Returns the receiver's statuses."""
-        statuses = []
+        statuses: list[int] = []
         while True:
             with self._lock:
                 if not self._held:
@@ -399,7 +408,7 @@ class StandIn(_FaultMethods):
                 response = self._api(handler, request, args)
         return response(environ, start_response)
 
-    def _api(self, handler, request: Request, args: dict) -> Response:
+    def _api(self, handler, request: Request, args: Mapping[str, Any]) -> Response:
         auth = request.authorization
         record = RecordedRequest(request.method, request.path, list(request.args.items(multi=True)),
                                  list(request.form.items(multi=True)),
@@ -626,7 +635,7 @@ class StandIn(_FaultMethods):
         """One conference status callback: numbered, stamped, recorded; sent if its event was asked for."""
         state = self._conference_state[conference["sid"]]
         state["sequence"] += 1
-        now = self.clock().astimezone(timezone.utc).replace(microsecond=0)
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
         params = {"AccountSid": conference["account_sid"], "ConferenceSid": conference["sid"],
                   "FriendlyName": conference["friendly_name"], "StatusCallbackEvent": event,
                   "SequenceNumber": str(state["sequence"]), "Timestamp": email.utils.format_datetime(now)}
@@ -778,11 +787,11 @@ def _resource(kind: str, **values) -> dict:
 
 
 def _rfc2822() -> str:
-    return email.utils.format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+    return email.utils.format_datetime(datetime.now(UTC).replace(microsecond=0))
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _http_post(url: str, params: dict, headers: dict) -> int:
@@ -814,7 +823,7 @@ def _sent_within(message: dict, args) -> bool:
             kept = keep(sent.date(), date.fromisoformat(value))
         else:
             bound = datetime.fromisoformat(value)
-            kept = keep(sent, bound if bound.tzinfo else bound.replace(tzinfo=timezone.utc))
+            kept = keep(sent, bound if bound.tzinfo else bound.replace(tzinfo=UTC))
         if not kept:
             return False
     return True

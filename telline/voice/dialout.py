@@ -13,8 +13,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from telline import db, phone
-from telline.models import (Call, ConferenceParticipant, Group, Line, MeetingOccurrence, MeetingSeries, Member,
-                            Membership)
+from telline.models import Call, ConferenceParticipant, MeetingOccurrence, Member, Membership
 from telline.sms import consent
 from telline.sms.outbound import send_text
 from telline.tasks import durable
@@ -29,9 +28,9 @@ UNREACHED = ("busy", "no-answer", "failed", "canceled")
 def dial_out_members(occurrence_id: int) -> int:
     """Job: dial every member of the group who asked to be called. Safe to run twice."""
     session = db.session()
-    occurrence = session.get(MeetingOccurrence, occurrence_id)
-    series = session.get(MeetingSeries, occurrence.series_id)
-    line = session.get(Line, series.line_id)
+    occurrence = session.get_one(MeetingOccurrence, occurrence_id)  # enqueued as it started
+    series = occurrence.series
+    line = series.line
     public = current_app.config["TELLINE"].public_url
     if not public:
         log.warning("dial-out needs TELLINE_PUBLIC_URL (Twilio must fetch the call's instructions)")
@@ -74,17 +73,17 @@ def call_ended(session: Session, *, call_sid: str, status: str) -> bool:
     call.status = status[:16]
     joined = session.scalar(sa.select(ConferenceParticipant.id).where(ConferenceParticipant.call_sid == call_sid))
     reached = status not in UNREACHED and joined is not None
-    if not reached:
-        occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-        _text_dial_in(session, occurrence, session.get(Member, call.member_id), f"dialout-missed:{call_sid}")
+    member = session.get(Member, call.member_id) if call.member_id else None  # who was dialled
+    if not reached and member is not None:
+        _text_dial_in(session, session.get_one(MeetingOccurrence, call.occurrence_id), member,
+                      f"dialout-missed:{call_sid}")
     session.commit()
     return not reached
 
 
 def _text_dial_in(session: Session, occurrence: MeetingOccurrence, member: Member, key: str) -> None:
-    series = session.get(MeetingSeries, occurrence.series_id)
-    group = session.get(Group, series.group_id)
-    line = session.get(Line, series.line_id)
+    series = occurrence.series
+    group, line = series.group, series.line
     number = phone.for_display(line.phone_number)
     language = member.language or group.language
     send_text(session, line=line, to=member.phone, idempotency_key=key, member_id=member.id, urgent=True,

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from telline.models import Group, Line, MeetingSeries
 from telline.voice.meetings import joinable_start
 
 TTL = 5.0  # seconds
+# How a line was asked for: by its number or by its id.
+_Key = tuple[Literal["number"], str] | tuple[Literal["id"], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +82,7 @@ class LineDirectory:
 
     def __init__(self, ttl: float = TTL):
         self.ttl = ttl
-        self._kept: dict[tuple, tuple[float, LineInfo | None]] = {}
+        self._kept: dict[_Key, tuple[float, LineInfo | None]] = {}
         self._languages: dict[str, str] = {}  # line number → its group's language; never forgotten
         self._lock = threading.Lock()
 
@@ -99,7 +102,8 @@ class LineDirectory:
         with self._lock:
             self._kept.clear()
 
-    def _read(self, session: Session, key: tuple, query, params: dict) -> LineInfo | None:
+    def _read(self, session: Session, key: _Key, query: sa.Select[*tuple[Any, ...]],
+              params: dict[str, object]) -> LineInfo | None:
         hit = self._kept.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
@@ -121,11 +125,11 @@ class LineDirectory:
 
 def directory() -> LineDirectory:
     """This app's directory."""
-    return current_app.extensions.setdefault("telline.line_directory", LineDirectory())
+    return cast(LineDirectory, current_app.extensions.setdefault("telline.line_directory", LineDirectory()))
 
 
 @sa.event.listens_for(Session, "after_flush")
-def _forget_changed_lines(session: Session, _flush_context) -> None:
+def _forget_changed_lines(session: Session, _flush_context: object) -> None:
     """A line, group or series changed through this process's ORM: the next caller reads afresh
     (other processes within TTL)."""
     if has_app_context() and any(isinstance(obj, (Line, Group, MeetingSeries))

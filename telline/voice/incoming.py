@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from telline import db, phone
 from telline.groups import is_active_member
-from telline.models import Call, Group, MeetingOccurrence, MeetingSeries, Member, OccurrenceStatus, utcnow
+from telline.models import Call, Group, MeetingOccurrence, Member, OccurrenceStatus, Role, utcnow
 from telline.scheduling.series import next_meeting
 from telline.texts import t, when
 from telline.twilio.twiml import ConferenceSeat
@@ -34,10 +35,22 @@ from telline.voice.lockout import Lockout
 log = logging.getLogger(__name__)
 MAX_CODE_TRIES = 3
 
+# What the caller hears next (the webhook renders each one).
+AnswerKind = Literal[
+    "join", "record_name", "next_meeting", "dialout_prompt",     # a meeting, their name, a question
+    "ask_code", "retry_code", "no_code", "caller_id_welcome",    # digits asked for
+    "unknown_line", "no_meeting_planned", "too_many_wrong_codes", "wrong_code_goodbye",
+    "meeting_ended", "meeting_locked", "meeting_full", "goodbye"]  # words, then goodbye
+
+if TYPE_CHECKING:
+    # A call's columns as the join path reads them (_CALL_COLUMNS): id, twilio_sid, line_id,
+    # member_id, from_number, code_attempts.
+    CallRow = sa.Row[*tuple[Any, ...]]
+
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    kind: str  # see the webhook for how each kind sounds
+    kind: AnswerKind
     language: str
     group: str = ""
     seat: ConferenceSeat | None = None
@@ -66,8 +79,8 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     if log.isEnabledFor(logging.INFO):  # masking parses the number: not for a line nobody reads
         log.info("incoming call", extra={"call_sid": call_sid, "from": phone.mask(phone.from_twilio(from_raw)),
                                          "line_known": line is not None})
-    on_now = line.on_now(now) if line is not None else ()
-    if on_now and not any(series.caller_id_joins for series, _ in on_now):
+    on_now = line.on_now(now) if line is not None else []
+    if line is not None and on_now and not any(series.caller_id_joins for series, _ in on_now):
         # A meeting is on and only its code lets one in: ask for it, nothing to keep yet (not even
         # the caller's number parsed).
         return Answer("ask_code", line.language, group=line.group_name)
@@ -86,7 +99,8 @@ def _receive_call(session: Session, call_sid: str, from_raw: str | None, to_raw:
     return Answer("ask_code", line.language, group=line.group_name)
 
 
-def _caller_id_series(session: Session, call, line: LineInfo, on_now):
+def _caller_id_series(session: Session, call: CallRow, line: LineInfo,
+                      on_now: list[tuple[Series, dt.datetime]]) -> tuple[Series, dt.datetime] | None:
     """The meeting a known member may join by caller ID alone (off by default: it can be spoofed)."""
     allowing = [(series, start) for series, start in on_now if series.caller_id_joins]
     if not allowing or not is_active_member(session, call.member_id, line.group_id):
@@ -137,7 +151,7 @@ def _quick_admit(session: Session, call_sid: str, digits: str | None, caller: st
     return None
 
 
-def _role_for(series: Series, code: str) -> str | None:
+def _role_for(series: Series, code: str) -> Role | None:
     """host for the series' host PIN, member for its access code, None for anything else."""
     if series.host_pin and code == series.host_pin:
         return "host"
@@ -188,20 +202,23 @@ def name_recorded(session: Session, *, call_sid: str, recording_url: str | None,
     url = (recording_url or "").strip()
     if url.startswith("https://api.twilio.com/") and len(url) <= 500:  # never replay a URL we did not get from Twilio
         call.name_recording_url = url
-    answer = _admit_again(session, call, call.role or "member", base_url, ask_name=False)
+    answer = _admit_again(session, call, call.occurrence_id, call.role or "member", base_url, ask_name=False)
     session.commit()
     return answer
 
 
-def _admit_again(session: Session, call: Call, role: str, base_url: str, ask_name: bool = True) -> Answer:
+def _admit_again(session: Session, call: Call, occurrence_id: int, role: Role, base_url: str,
+                 ask_name: bool = True) -> Answer:
     """_admit() for a call that already knows its meeting (back from recording a name, a dial-out)."""
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    series = session.get(MeetingSeries, occurrence.series_id)
+    occurrence = session.get_one(MeetingOccurrence, occurrence_id)
+    series = occurrence.series
     line = directory().by_id(session, series.line_id)
+    if line is None:  # as for a code on a call we never answered: start again
+        return Answer("unknown_line", "en")
     return _admit(session, call, Series.of(series), occurrence.starts_at, role, base_url, line, ask_name)
 
 
-def _admit(session: Session, call, series: Series, start: dt.datetime, role: str, base_url: str,
+def _admit(session: Session, call: Call | CallRow, series: Series, start: dt.datetime, role: Role, base_url: str,
            line: LineInfo, ask_name: bool = True) -> Answer:
     """Let the caller into the meeting (series, start) unless the admission rule (meetings.refusal)
     refuses them; a host calling into a meeting that was ended restarts it. `call`: anything with
@@ -211,7 +228,7 @@ def _admit(session: Session, call, series: Series, start: dt.datetime, role: str
     occurrence = session.connection().execute(_OCCURRENCE, params).first()
     if occurrence is None:  # the meeting's first caller: its row and conference name are made now
         meetings.occurrence(session, series, start)
-        occurrence = session.connection().execute(_OCCURRENCE, params).first()
+        occurrence = session.connection().execute(_OCCURRENCE, params).one()
     if occurrence.refusal == "cancelled":
         return _no_meeting(session, line, call.from_number, utcnow(), after=occurrence.ends_at)
     if occurrence.refusal is not None:
@@ -225,7 +242,7 @@ def _admit(session: Session, call, series: Series, start: dt.datetime, role: str
                         occurrence.conference_name, ask_name)
 
 
-def _seat_answer(series: Series, role: str, line: LineInfo, base_url: str, call_id: int, call_sid: str,
+def _seat_answer(series: Series, role: Role, line: LineInfo, base_url: str, call_id: int, call_sid: str,
                  occurrence_id: int, conference_name: str, ask_name: bool = True) -> Answer:
     """What an admitted caller hears: the conference, or first the question of their name."""
     language = line.language
@@ -245,7 +262,7 @@ def _seat_answer(series: Series, role: str, line: LineInfo, base_url: str, call_
 
 def _no_meeting(session: Session, line: LineInfo, caller: str | None, now: dt.datetime,
                 after: dt.datetime | None = None) -> Answer:
-    found = next_meeting(session, session.get(Group, line.group_id), after or now)
+    found = next_meeting(session, session.get_one(Group, line.group_id), after or now)
     if found is None:
         return Answer("no_meeting_planned", line.language, group=line.group_name)
     _, start = found
@@ -254,7 +271,8 @@ def _no_meeting(session: Session, line: LineInfo, caller: str | None, now: dt.da
 
 
 # What a caller refused by the admission rule (meetings.refusal) hears; "cancelled" hears the next one.
-_REFUSED = {"ended": "meeting_ended", "locked": "meeting_locked", "full": "meeting_full"}
+_REFUSED: dict[meetings.Refusal, AnswerKind] = {"ended": "meeting_ended", "locked": "meeting_locked",
+                                                 "full": "meeting_full"}
 
 # The join path's statements, built once: a meeting's start brings every caller at once.
 _CALL_COLUMNS = (Call.id, Call.twilio_sid, Call.line_id, Call.member_id, Call.from_number, Call.code_attempts)
@@ -299,18 +317,19 @@ def _status(status: str | None) -> str:
 
 
 def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInfo | None, called: str | None,
-              status: str | None):
+              status: str | None) -> CallRow:
     """This call's row, written by the first webhook that has something to keep (see the module's
     docstring): a retried webhook finds it and changes nothing."""
     with db.autocommit_connection(session) as connection:
         row = connection.execute(_insert_call(session.get_bind().dialect.name), dict(
             sid=call_sid, line_id=line.line_id if line else None, caller=caller, called=called,
             status=_status(status), now=utcnow())).first()
-    return row or session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).first()
+    # Not written now: a row for this SID was there already (a retried webhook), committed.
+    return row or session.connection().execute(_CALL_BY_SID, {"sid": call_sid}).one()
 
 
 @functools.cache
-def _insert_call(dialect: str):
+def _insert_call(dialect: str) -> sa.Executable:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(Call).values(
         twilio_sid=sa.bindparam("sid"), direction="inbound", line_id=sa.bindparam("line_id"),
@@ -326,7 +345,7 @@ def dialled_answered(session: Session, *, call_sid: str) -> Answer:
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid, Call.direction == "outbound"))
     if call is None or call.occurrence_id is None:
         return Answer("unknown_line", "en")
-    group = _group_of(session, call)
+    group = _group_of(session, call.occurrence_id)
     return Answer("dialout_prompt", group.language, group=group.name)
 
 
@@ -334,14 +353,13 @@ def dialled_pressed(session: Session, *, call_sid: str, digits: str | None, base
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid, Call.direction == "outbound"))
     if call is None or call.occurrence_id is None:
         return Answer("unknown_line", "en")
-    group = _group_of(session, call)
+    group = _group_of(session, call.occurrence_id)
     if (digits or "").strip() != "1":
         return Answer("goodbye", group.language)
-    answer = _admit_again(session, call, "member", base_url)
+    answer = _admit_again(session, call, call.occurrence_id, "member", base_url)
     session.commit()
     return answer
 
 
-def _group_of(session: Session, call: Call) -> Group:
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    return session.get(Group, session.get(MeetingSeries, occurrence.series_id).group_id)
+def _group_of(session: Session, occurrence_id: int) -> Group:
+    return session.get_one(MeetingOccurrence, occurrence_id).series.group

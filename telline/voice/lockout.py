@@ -30,6 +30,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from telline import db
 from telline.models import CodeLockout
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Lockout:
         so the caller can try again rather than hear an error."""
         key = caller_key(self.secret, caller)
         # (the row's caller_key, the Redis counter, its limit): the line's, and a known number's own
-        counters = [(None, f"{self.prefix}:line:{line_id}", self.limits.per_line)]
+        counters: list[tuple[str | None, str, int]] = [(None, f"{self.prefix}:line:{line_id}", self.limits.per_line)]
         if key is not None:
             counters.append((key, f"{self.prefix}:caller:{line_id}:{key}", self.limits.per_caller))
         try:
@@ -88,7 +89,7 @@ class Lockout:
             log.warning("wrong code not counted: Redis did not answer",
                         extra={"line_id": line_id, "error": type(exc).__name__})
             return False
-        reached = [(k, counter) for (k, counter, limit), count in zip(counters, counts) if count >= limit]
+        reached = [(k, counter) for (k, counter, limit), count in zip(counters, counts, strict=True) if count >= limit]
         until = now + dt.timedelta(seconds=self.limits.slow_seconds)
         for slowed_key, _ in reached:
             session.add(CodeLockout(line_id=line_id, caller_key=slowed_key, until=until))
@@ -103,6 +104,6 @@ class Lockout:
         """End the slowdowns in force on a line now (an operator's decision): the caller's own, or
         with caller None every one on the line, the line's included. The rows stay, as the record."""
         which = sa.true() if caller is None else CodeLockout.caller_key == caller_key(self.secret, caller)
-        return session.execute(sa.update(CodeLockout)
-                               .where(CodeLockout.line_id == line_id, CodeLockout.until > now, which)
-                               .values(until=now)).rowcount
+        return db.rows_changed(session.execute(
+            sa.update(CodeLockout).where(CodeLockout.line_id == line_id, CodeLockout.until > now, which)
+            .values(until=now)))

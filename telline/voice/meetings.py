@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-
+from telline import db
 from telline.models import ConferenceParticipant, MeetingOccurrence, MeetingSeries, OccurrenceStatus
-from telline.scheduling.series import next_start
+from telline.scheduling.series import SeriesTimes, next_start
 
 Refusal = Literal["cancelled", "ended", "locked", "full"]
 
@@ -25,11 +25,11 @@ PRESENT = (sa.select(sa.func.count(ConferenceParticipant.id))
            .correlate(MeetingOccurrence).scalar_subquery())
 
 
-def refusal(as_host, max_participants) -> sa.Case:
+def refusal(as_host: sa.ColumnElement[bool], max_participants: sa.ColumnElement[int]) -> sa.Case[str]:
     """THE rule for who may take a seat in a meeting that is on now, as one SQL expression over its
     occurrence row: NULL when the caller may, else why not (a Refusal). Both ways into a meeting
     read it — the quick path's one statement and the full path's read of the occurrence — so they
-    cannot disagree. `as_host`, `max_participants`: plain values or bind parameters.
+    cannot disagree. `as_host`, `max_participants`: SQL expressions (bind parameters, in both).
 
     A cancelled meeting refuses everyone; an ended one every member (its host may restart it in its
     slot: see reopen); a locked or full one every member but never a host."""
@@ -45,13 +45,13 @@ def refusal(as_host, max_participants) -> sa.Case:
 def reopen(session: Session, occurrence_id: int) -> bool:
     """A host calls back into the meeting they (or a coordinator) ended, within its slot: it is open
     again. True when it was ended."""
-    return bool(session.execute(
+    return bool(db.rows_changed(session.execute(
         sa.update(MeetingOccurrence)
         .where(MeetingOccurrence.id == occurrence_id, MeetingOccurrence.status == OccurrenceStatus.ENDED)
-        .values(status=OccurrenceStatus.SCHEDULED, ended_at=None)).rowcount)
+        .values(status=OccurrenceStatus.SCHEDULED, ended_at=None))))
 
 
-def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+def joinable_start(series: SeriesTimes, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
     """The start of the series' meeting a caller may join at `now` — from `join_early_minutes`
     before it until its end — or None. `series`: a MeetingSeries or a directory.Series."""
     length = dt.timedelta(minutes=series.duration_minutes)
@@ -61,7 +61,7 @@ def joinable_start(series, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | No
     return None
 
 
-def occurrence(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:
+def occurrence(session: Session, series: SeriesTimes, start: dt.datetime) -> MeetingOccurrence:
     """The row for this meeting, created once even when many callers arrive at the same moment."""
     query = sa.select(MeetingOccurrence).where(MeetingOccurrence.series_id == series.id,
                                                MeetingOccurrence.starts_at == start)
@@ -74,8 +74,8 @@ def occurrence(session: Session, series: MeetingSeries, start: dt.datetime) -> M
     try:
         with session.begin_nested():
             session.add(row)
-    except IntegrityError:
-        return session.scalar(query)
+    except IntegrityError:  # another caller's row, committed first
+        return session.scalars(query).one()
     return row
 
 

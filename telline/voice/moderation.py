@@ -8,6 +8,8 @@ ask. Locking is ours alone: new callers are refused at the door (telline.voice.i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Literal
 
 import sqlalchemy as sa
 from flask import current_app
@@ -20,7 +22,11 @@ from telline.tasks import durable, enqueue_after_commit
 from telline.twilio.gateway import TwilioError, gateway
 
 log = logging.getLogger(__name__)
-PARTICIPANT_ACTIONS = ("mute", "unmute", "hold", "unhold", "kick")
+ParticipantAction = Literal["mute", "unmute", "hold", "unhold", "kick"]
+PARTICIPANT_ACTIONS: tuple[ParticipantAction, ...] = ("mute", "unmute", "hold", "unhold", "kick")
+# What a moderation job did: the request was made, its target was gone, Twilio refused it, or
+# there was nothing to do (the meeting is no longer live, or ended by itself).
+Outcome = Literal["done", "gone", "refused", "skipped", "nothing to end"]
 _RETRY = Retry(max=3, interval=[1, 3, 9])  # a host is waiting: retry fast, give up soon
 
 
@@ -30,7 +36,7 @@ class ModerationError(ValueError):
 
 # --- the service ------------------------------------------------------------------
 def act_on_participant(session: Session, participant_id: int, action: str) -> None:
-    if action not in PARTICIPANT_ACTIONS:
+    if action not in PARTICIPANT_ACTIONS:  # from a page or a text: say so, in the caller
         raise ModerationError(f"unknown action {action!r}")
     p = session.get(ConferenceParticipant, participant_id)
     if p is None or p.left_at is not None:
@@ -79,7 +85,7 @@ def _live(session: Session, occurrence_id: int) -> MeetingOccurrence:
 
 # --- the jobs (ids in, rows re-read) ------------------------------------------------
 @durable
-def participant_job(participant_id: int, action: str) -> str | Retry:
+def participant_job(participant_id: int, action: ParticipantAction) -> Outcome | Retry:
     p = db.session().get(ConferenceParticipant, participant_id)
     if p is None or p.left_at is not None:
         return "gone"
@@ -87,7 +93,7 @@ def participant_job(participant_id: int, action: str) -> str | Retry:
         return _twilio(lambda: gateway().remove_participant(p.conference_sid, p.call_sid), action)
     fields = {"mute": {"muted": True}, "unmute": {"muted": False},
               "hold": {"hold": True}, "unhold": {"hold": False}}[action]
-    return _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, **fields), action)
+    return _twilio(_update_participant(p, **fields), action)
 
 
 @durable
@@ -99,7 +105,7 @@ def mute_all_job(occurrence_id: int) -> int | Retry:
         ConferenceParticipant.muted.is_(False)))
     done = 0
     for p in present:
-        outcome = _twilio(lambda: gateway().update_participant(p.conference_sid, p.call_sid, muted=True), "mute")
+        outcome = _twilio(_update_participant(p, muted=True), "mute")
         if isinstance(outcome, Retry):
             return outcome  # all again later: muting one already muted is harmless
         done += outcome == "done"
@@ -107,42 +113,54 @@ def mute_all_job(occurrence_id: int) -> int | Retry:
 
 
 @durable
-def announce_job(announcement_id: int) -> str | Retry:
+def announce_job(announcement_id: int) -> Outcome | Retry:
     session = db.session()
-    row = session.get(Announcement, announcement_id)
-    occurrence = session.get(MeetingOccurrence, row.occurrence_id)
+    row = session.get_one(Announcement, announcement_id)  # written with this job's task
+    occurrence = session.get_one(MeetingOccurrence, row.occurrence_id)
+    conference_sid = occurrence.conference_sid
     public = current_app.config["TELLINE"].public_url
-    if not public or occurrence.status != OccurrenceStatus.LIVE:
+    if not public or occurrence.status != OccurrenceStatus.LIVE or conference_sid is None:
         return "skipped"
     return _twilio(lambda: gateway().update_conference(
-        occurrence.conference_sid, announce_url=f"{public}/twilio/voice/announcement/{row.id}",
+        conference_sid, announce_url=f"{public}/twilio/voice/announcement/{row.id}",
         announce_method="POST"), "announce")
 
 
 @durable
-def announce_name_job(call_id: int) -> str | Retry:
+def announce_name_job(call_id: int) -> Outcome | Retry:
     """Play a caller's recorded first name to the room as they join (the record_names option)."""
     session = db.session()
     call = session.get(Call, call_id)
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id) if call and call.occurrence_id else None
+    if call is None or call.occurrence_id is None or not call.name_recording_url:
+        return "skipped"
+    occurrence = session.get_one(MeetingOccurrence, call.occurrence_id)
+    conference_sid = occurrence.conference_sid
     public = current_app.config["TELLINE"].public_url
-    if occurrence is None or occurrence.status != OccurrenceStatus.LIVE or not public or not call.name_recording_url:
+    if occurrence.status != OccurrenceStatus.LIVE or conference_sid is None or not public:
         return "skipped"
     return _twilio(lambda: gateway().update_conference(
-        occurrence.conference_sid, announce_url=f"{public}/twilio/voice/name-announcement/{call.id}",
+        conference_sid, announce_url=f"{public}/twilio/voice/name-announcement/{call.id}",
         announce_method="POST"), "announce")
 
 
 @durable
-def end_job(occurrence_id: int) -> str | Retry:
+def end_job(occurrence_id: int) -> Outcome | Retry:
     """Hang up the conference of a meeting that was ended (everyone hears the goodbye)."""
-    occurrence = db.session().get(MeetingOccurrence, occurrence_id)
-    if occurrence.status != OccurrenceStatus.ENDED or not occurrence.conference_sid:
+    occurrence = db.session().get_one(MeetingOccurrence, occurrence_id)
+    conference_sid = occurrence.conference_sid
+    if occurrence.status != OccurrenceStatus.ENDED or not conference_sid:
         return "nothing to end"  # restarted by its host since, or its conference ended by itself
-    return _twilio(lambda: gateway().update_conference(occurrence.conference_sid, status="completed"), "end")
+    return _twilio(lambda: gateway().update_conference(conference_sid, status="completed"), "end")
 
 
-def _twilio(call, action: str) -> str | Retry:
+def _update_participant(p: ConferenceParticipant, **fields: bool) -> Callable[[], object]:
+    """The request that changes one participant, to make later: bound to this participant now
+    (a lambda written in a loop would see the loop's last one)."""
+    conference_sid, call_sid = p.conference_sid, p.call_sid
+    return lambda: gateway().update_participant(conference_sid, call_sid, **fields)
+
+
+def _twilio(call: Callable[[], object], action: str) -> Outcome | Retry:
     """Make one request; "done", "gone" or "refused" — or RQ's Retry, returned rather than raised
     so that RQ retries the job with one log line (ours), not a traceback per attempt."""
     db.session().commit()  # rows are read: hold no transaction while Twilio answers

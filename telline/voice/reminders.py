@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import phone
-from telline.models import Call, Group, Line, utcnow
+from telline.models import Call, Line, utcnow
 from telline.scheduling.series import next_meeting
 from telline.sms import consent
 from telline.sms.outbound import send_text
@@ -25,10 +25,10 @@ Outcome = Literal["set", "not_set", "texts_stopped"]
 def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> tuple[str, Outcome]:
     """(the group's language, what became of the request)."""
     call = session.scalar(sa.select(Call).where(Call.twilio_sid == call_sid))
-    line = session.get(Line, call.line_id) if call and call.line_id else None
-    if line is None:
+    line = session.get(Line, call.line_id) if call is not None and call.line_id else None
+    if call is None or line is None:
         return "en", "not_set"
-    group = session.get(Group, line.group_id)
+    group = line.group
     if (digits or "").strip() != "1" or not call.from_number:
         return group.language, "not_set"
     now = utcnow()

@@ -12,19 +12,33 @@ import dataclasses
 import datetime as dt
 import email.utils
 import logging
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import phone
 from telline.dedupe import first_time
-from telline.models import (Announcement, Call, Conference, ConferenceParticipant, Group, MeetingOccurrence,
-                            MeetingSeries, Member, OccurrenceStatus, utcnow)
+from telline.models import (
+    Announcement,
+    Call,
+    Conference,
+    ConferenceParticipant,
+    Group,
+    MeetingOccurrence,
+    MeetingSeries,
+    Member,
+    OccurrenceStatus,
+    Role,
+    utcnow,
+)
 from telline.tasks import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 _EARLIEST_EVENT = dt.datetime(2008, 1, 1, tzinfo=dt.UTC)  # Twilio's first year
 _CLOCK_SKEW = dt.timedelta(days=1)  # how far ahead of ours Twilio's clock may plausibly be
+# What became of one callback (a webhook metric): applied, a repeat, or for a conference we do not know.
+Applied = Literal["applied", "duplicate", "unknown"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +67,7 @@ class ConferenceEvent:
         return parsed if _EARLIEST_EVENT <= parsed <= now + _CLOCK_SKEW else now
 
 
-def apply(session: Session, event: ConferenceEvent) -> str:
+def apply(session: Session, event: ConferenceEvent) -> Applied:
     """Apply one callback; returns what happened (for metrics): applied, duplicate, unknown.
 
     A conference that ends — its last caller left, or a host with "host leaving ends" did — ends that
@@ -174,7 +188,7 @@ def _present(session: Session, occurrence_id: int, conference_sid: str) -> list[
 class RosterLine:
     participant_id: int
     shown_as: str  # the member's chosen name, or "Caller •••5678": never a full number
-    role: str
+    role: Role
     muted: bool
     on_hold: bool
     hand_raised: bool
@@ -186,7 +200,7 @@ class RosterLine:
         return self.joined_at is not None and self.left_at is None
 
 
-def caller_number(call):
+def caller_number(call: type[Call]) -> sa.Case[str | None]:
     """The member's side of a call: who called in, or whom we dialled (a SQL expression)."""
     return sa.case((call.direction == "outbound", call.to_number), else_=call.from_number)
 
@@ -205,7 +219,7 @@ def roster(session: Session, occurrence_id: int) -> list[RosterLine]:
 class Attendance:
     shown_as: str
     member_id: int | None
-    role: str
+    role: Role
     minutes: float
 
 
@@ -218,9 +232,10 @@ def attendance(session: Session, occurrence_id: int) -> list[Attendance]:
         .outerjoin(Call, Call.twilio_sid == ConferenceParticipant.call_sid)
         .where(ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.joined_at.is_not(None))
         .order_by(ConferenceParticipant.id))
-    people: dict[tuple, Attendance] = {}
+    people: dict[tuple[str, int | str], Attendance] = {}
     for p, name, number in rows:
         who = ("member", p.member_id) if p.member_id else ("number", number) if number else ("call", p.call_sid)
+        assert p.joined_at is not None  # the query takes only those who joined
         minutes = ((p.left_at or utcnow()) - p.joined_at).total_seconds() / 60
         before = people.get(who)
         people[who] = Attendance(name or f"Caller {phone.mask_tail(number)}", p.member_id,
@@ -243,7 +258,8 @@ def name_recording(session: Session, call_id: int) -> tuple[str, str] | None:
     call = session.get(Call, call_id)
     if call is None or not call.name_recording_url or call.occurrence_id is None:
         return None
-    occurrence = session.get(MeetingOccurrence, call.occurrence_id)
-    language = session.scalar(sa.select(Group.language).join(MeetingSeries, MeetingSeries.group_id == Group.id)
-                              .where(MeetingSeries.id == occurrence.series_id))
+    language = session.scalars(
+        sa.select(Group.language).join(MeetingSeries, MeetingSeries.group_id == Group.id)
+        .join(MeetingOccurrence, MeetingOccurrence.series_id == MeetingSeries.id)
+        .where(MeetingOccurrence.id == call.occurrence_id)).one()
     return call.name_recording_url, language

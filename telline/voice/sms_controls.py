@@ -42,10 +42,11 @@ def meeting_controls(session: Session, inbound: Inbound) -> bool:
     if keyword is None or keyword.kind not in MEMBER_CONTROLS | HOST_CONTROLS or inbound.sender is None:
         return False
     control = keyword.kind
-    me = _on_a_live_meeting(session, inbound.sender)
-    if me is None:
+    found = _on_a_live_meeting(session, inbound.sender)
+    if found is None:
         _not_in_a_meeting(session, inbound, keyword)
         return True
+    me, occurrence_id = found
     if control in HOST_CONTROLS and me.role != "host":
         reply(session, inbound, "sms.control_hosts_only")
         return True
@@ -53,15 +54,15 @@ def meeting_controls(session: Session, inbound: Inbound) -> bool:
         moderation.act_on_participant(session, me.id, control)
     elif control == "hand":
         me.hand_raised = not me.hand_raised
-        _tell_hosts(session, me, inbound)
+        _tell_hosts(session, me, occurrence_id, inbound)
     elif control == "mute_all":
-        moderation.mute_all(session, me.occurrence_id)
+        moderation.mute_all(session, occurrence_id)
     elif control in ("lock", "unlock"):
-        moderation.set_locked(session, me.occurrence_id, control == "lock")
+        moderation.set_locked(session, occurrence_id, control == "lock")
     elif control == "end_meeting":
-        moderation.end_meeting(session, me.occurrence_id)
+        moderation.end_meeting(session, occurrence_id)
     reply(session, inbound, f"sms.control_{control}" + ("_up" if control == "hand" and me.hand_raised else ""))
-    log.info("meeting control by text", extra={"command": control, "occurrence_id": me.occurrence_id})
+    log.info("meeting control by text", extra={"command": control, "occurrence_id": occurrence_id})
     return True
 
 
@@ -81,20 +82,25 @@ def _not_in_a_meeting(session: Session, inbound: Inbound, keyword: Keyword) -> N
           number=phone.for_display(series.line.phone_number))
 
 
-def _on_a_live_meeting(session: Session, number: str) -> ConferenceParticipant | None:
-    return session.scalar(
-        sa.select(ConferenceParticipant)
+def _on_a_live_meeting(session: Session, number: str) -> tuple[ConferenceParticipant, int] | None:
+    """The sender's place in a live meeting, and that meeting's occurrence id."""
+    found = session.execute(
+        sa.select(ConferenceParticipant, MeetingOccurrence.id)
         .join(Call, Call.twilio_sid == ConferenceParticipant.call_sid)
         .join(MeetingOccurrence, MeetingOccurrence.id == ConferenceParticipant.occurrence_id)
         .where(caller_number(Call) == number, ConferenceParticipant.left_at.is_(None),
                ConferenceParticipant.joined_at.is_not(None), MeetingOccurrence.status == OccurrenceStatus.LIVE)
-        .order_by(ConferenceParticipant.id.desc()).limit(1))
+        .order_by(ConferenceParticipant.id.desc()).limit(1)).first()
+    if found is None:
+        return None
+    participant, occurrence_id = found
+    return participant, occurrence_id
 
 
-def _tell_hosts(session: Session, me: ConferenceParticipant, inbound: Inbound) -> None:
-    shown = next((line.shown_as for line in roster(session, me.occurrence_id) if line.participant_id == me.id), "")
+def _tell_hosts(session: Session, me: ConferenceParticipant, occurrence_id: int, inbound: Inbound) -> None:
+    shown = next((line.shown_as for line in roster(session, occurrence_id) if line.participant_id == me.id), "")
     for host in session.scalars(sa.select(ConferenceParticipant).where(
-            ConferenceParticipant.occurrence_id == me.occurrence_id, ConferenceParticipant.role == "host",
+            ConferenceParticipant.occurrence_id == occurrence_id, ConferenceParticipant.role == "host",
             ConferenceParticipant.left_at.is_(None))):
         number = session.scalar(sa.select(caller_number(Call)).where(Call.twilio_sid == host.call_sid))
         if number and inbound.line is not None:

@@ -30,8 +30,15 @@ from telline.twilio import form, twiml
 from telline.twilio.form import INT32_MAX
 from telline.voice import dialout, roster
 from telline.voice.directory import directory
-from telline.voice.incoming import (Answer, dialled_answered, dialled_pressed, enter_code, name_recorded,
-                                    receive_call)
+from telline.voice.incoming import (
+    Answer,
+    AnswerKind,
+    dialled_answered,
+    dialled_pressed,
+    enter_code,
+    name_recorded,
+    receive_call,
+)
 from telline.voice.lockout import Lockout
 from telline.voice.reminders import Outcome, request_reminder
 
@@ -181,19 +188,20 @@ def _fault(error: Exception) -> Response | HTTPException:
 
 
 # What each Answer sounds like. Every branch ends in a meeting, a retry, or words and a goodbye.
-_SAY_THEN_HANG_UP = {"unknown_line": "voice.unknown_line", "too_many_wrong_codes": "voice.too_many_wrong_codes",
-                     "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
-                     "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
-                     "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}
-_ASK_CODE = {"ask_code": "voice.ask_code", "retry_code": "voice.retry_code", "no_code": "voice.no_code",
-             "caller_id_welcome": "voice.caller_id_welcome"}
+_SAY_THEN_HANG_UP: dict[AnswerKind, str] = {
+    "unknown_line": "voice.unknown_line", "too_many_wrong_codes": "voice.too_many_wrong_codes",
+    "wrong_code_goodbye": "voice.wrong_code_goodbye", "no_meeting_planned": "voice.no_meeting_planned",
+    "meeting_locked": "voice.meeting_locked", "meeting_full": "voice.meeting_full",
+    "meeting_ended": "voice.meeting_ended", "goodbye": "voice.goodbye"}
+_ASK_CODE: dict[AnswerKind, str] = {"ask_code": "voice.ask_code", "retry_code": "voice.retry_code",
+                                    "no_code": "voice.no_code", "caller_id_welcome": "voice.caller_id_welcome"}
 
 
 def _render(answer: Answer) -> Response:
     metrics.WEBHOOKS.labels(route="voice", outcome=answer.kind).inc()
     voice = say_language(answer.language)
     base = _base_url()
-    if answer.kind == "join":
+    if answer.seat is not None:  # "join", the one kind with a seat
         return _twiml(twiml.join_conference(answer.seat, voice))
     if answer.kind in _ASK_CODE:
         return _twiml(twiml.ask_digits(t(_ASK_CODE[answer.kind], answer.language, group=answer.group), voice,

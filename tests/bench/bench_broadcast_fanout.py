@@ -34,9 +34,8 @@ import statistics
 import sys
 import time
 
-import sqlalchemy as sa
-
 import _harness as h
+import sqlalchemy as sa
 
 BODY = "Bench: this week's meeting moves to Thursday 7pm, same number. Reply STOP to opt out."
 DONE = ("pending", "submitting", "retrying", "deferred")  # statuses still on their way
@@ -46,8 +45,8 @@ STALL = 60  # seconds without a row handed over: stop waiting, report what happe
 def run_broadcast(app, standin: h.StandInProcess, workers: h.Workers, group_id: int, members: int,
                   timeout: float) -> dict:
     from telline import db
-    from telline.models import Message
     from telline.job_queues import queues
+    from telline.models import Message
     from telline.sms.broadcast import start_broadcast
 
     with app.app_context():
@@ -87,7 +86,8 @@ def run_broadcast(app, standin: h.StandInProcess, workers: h.Workers, group_id: 
         while True:
             session.rollback()
             handed = session.scalar(count)
-            session.rollback()  # end the transaction before sleeping: on SQLite (BEGIN IMMEDIATE) it holds the write lock
+            # End the transaction before sleeping: on SQLite (BEGIN IMMEDIATE) it holds the write lock.
+            session.rollback()
             if handed >= fanned:
                 break
             if handed != last:

@@ -442,7 +442,8 @@ def describe(p: dict, concurrency: int) -> str:
             f"           per path    p50 {ms(percentile(p['path'], 50))} ms  p99 {ms(percentile(p['path'], 99))} ms"
             f"  max {ms(max(p['path'], default=float('nan')))} ms\n"
             f"           /voice      p50 {ms(percentile(p['first'], 50))} ms  p99 {ms(percentile(p['first'], 99))} ms\n"
-            f"           /voice/code p50 {ms(percentile(p['second'], 50))} ms  p99 {ms(percentile(p['second'], 99))} ms\n"
+            f"           /voice/code p50 {ms(percentile(p['second'], 50))} ms  "
+            f"p99 {ms(percentile(p['second'], 99))} ms\n"
             f"           CPU s: gunicorn {cpu['server']:.2f}  postgres {cpu['postgres']:.2f}  "
             f"redis {cpu['redis']:.2f}  client {cpu['client']:.2f} "
             f"({1000 * cpu['client'] / max(1, 2 * (p['ok'] + p['errors'])):.2f} ms/request)  "
@@ -554,7 +555,7 @@ def main() -> int:
                           f"   p99 /bare {p99:.2f} (target ≤ {TARGET_P99_RATIO:g})"
                           f"   CPU cost bare/{name} {cost:.3f}")
 
-            for name, (server, _, is_telline) in servers.items():
+            for name, (server, _, _is_telline) in servers.items():
                 noisy = [ln for ln in server.output(50000).splitlines()
                          if '"level": "error"' in ln or "Traceback" in ln or " ERROR " in ln]
                 if noisy:

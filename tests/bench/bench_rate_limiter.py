@@ -80,7 +80,7 @@ def main() -> int:
             conn.delete(*keys)
 
     peak = max_in_window(times)
-    steady = args.rate / statistics.fmean(b - a for a, b in zip(times, times[args.rate:]))
+    steady = args.rate / statistics.fmean(b - a for a, b in zip(times, times[args.rate:], strict=False))
     print(f"{args.workers} workers, {len(times)} messages at {args.rate}/s")
     print(f"max in any 1-s window: {peak} (limit {args.rate})")
     print(f"mean rate: {steady:.2f}/s = {steady / args.rate:.1%} of {args.rate}")

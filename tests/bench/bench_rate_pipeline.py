@@ -21,8 +21,8 @@ long-run rate over whole windows (sends come in bursts of `rate` every 1 + GUARD
 first→last slightly overstates it); the tightest span of rate+1 consecutive sends (how
 close the stand-in saw a window come to overflowing). Exit status 0 when every run passes.
 
-Modes take "+" variants: +guardNN (the limiter's guard band in ms) and +lagprobe: the workers note each send's booked slot,
-call and answer times, and the run prints where the slot → stand-in time went and the
+Modes take "+" variants: +guardNN (the limiter's guard band in ms) and +lagprobe: the workers note each
+send's booked slot, call and answer times, and the run prints where the slot → stand-in time went and the
 window count over the workers' own call times (telline's side) — e.g.
 --modes simple+lagprobe,fork+lagprobe --jobs batch.
 """
@@ -33,9 +33,8 @@ import argparse
 import sys
 import time
 
-import sqlalchemy as sa
-
 import _harness as h
+import sqlalchemy as sa
 
 BODY = "Bench: reminder, our meeting is tonight at 7pm. Reply STOP to opt out."
 DONE = ("pending", "submitting", "retrying", "deferred")
@@ -52,8 +51,8 @@ def enqueue_backlog(app, group_id: int, line_id: int, jobs: str, as_is: bool) ->
     running worker finds no row ("gone"): see repro_enqueue_before_commit.py.
     """
     from telline import db
-    from telline.models import Line, Member, Membership, Message
     from telline.job_queues import enqueue_now
+    from telline.models import Line, Member, Membership, Message
     from telline.sms import segments
     from telline.sms.broadcast import start_broadcast
     from telline.sms.delivery import deliver
@@ -99,7 +98,8 @@ def wait_done(app, line_id: int, n: int, timeout: float, workers: h.Workers) -> 
         while True:
             session.rollback()
             handed = session.scalar(count)
-            session.rollback()  # end the transaction before sleeping: on SQLite (BEGIN IMMEDIATE) it holds the write lock
+            # End the transaction before sleeping: on SQLite (BEGIN IMMEDIATE) it holds the write lock.
+            session.rollback()
             if handed >= n:
                 return None
             if handed != last:
@@ -120,6 +120,7 @@ def sent_at(app, line_id: int) -> list[float]:
 def take_probes(redis_url: str) -> list[dict]:
     """What the +lagprobe variant's workers noted (see _probe_worker.py)."""
     import json
+
     import redis
     conn = redis.Redis.from_url(redis_url)
     probes = [json.loads(x) for x in conn.lrange("bench:lag", 0, -1)]

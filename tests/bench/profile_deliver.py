@@ -19,9 +19,8 @@ import os
 import sys
 import time
 
-from sqlalchemy import event
-
 import _harness as h
+from sqlalchemy import event
 
 
 def main() -> int:
@@ -40,8 +39,8 @@ def main() -> int:
             from rq.job import Job
 
             from telline import db
-            from telline.models import Line
             from telline.job_queues import queues
+            from telline.models import Line
             from telline.sms.broadcast import fan_out, start_broadcast
             from telline.twilio.gateway import gateway
             with app.app_context():

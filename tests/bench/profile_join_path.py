@@ -86,6 +86,7 @@ def cpu_per_path(client, code, n, gather, pg_pids):
 def trace(app, db_name, db_url, code):
     """Statements one join path sends (log_statement=all for this database only)."""
     import psycopg
+
     from telline.db import EXTENSION
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{db_name}" SET log_statement = \'all\'')

@@ -23,17 +23,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+import _harness as h
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-import _harness as h
-
 
 def run(redis_url: str) -> list[int]:
     from telline import db
-    from telline.models import Line
     from telline.job_queues import queues
+    from telline.models import Line
     from telline.sms.outbound import send_text
     seen = []
     with h.fresh_database("sqlite") as url:

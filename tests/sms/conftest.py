@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 
-from telline.models import Group, Line, Member, Membership, Message
 from telline.job_queues import queues
+from telline.models import Group, Line, Member, Membership, Message
 from telline.sms import consent
 from telline.worker import make_worker
 

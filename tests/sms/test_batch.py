@@ -103,7 +103,7 @@ def test_a_text_claimed_by_another_job_is_not_sent_twice(app, session, group, st
 
 def test_quiet_hours_and_flagged_numbers_take_delivers_own_path(app, session, group, standin):
     members, ids = broadcast_rows(session, group, 4)
-    night = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    night = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     group.quiet_start, group.quiet_end = (night - dt.timedelta(hours=1)).time(), (night + dt.timedelta(hours=1)).time()
     members[1].timezone = "UTC"
     members[3].sms_status = "landline"

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from telline.models import Broadcast, Message, Task
-from telline.sms import consent
 from telline.sms import broadcast as broadcast_module
+from telline.sms import consent
 from telline.sms.broadcast import BATCH_MAX, batch_size, fan_out, start_broadcast
 from telline.sms.outbound import InvalidText
 from tests.sms.conftest import add_member, run_jobs
@@ -60,6 +60,18 @@ def test_a_broadcast_is_cut_into_jobs_the_lines_rate_can_send_in_time(app, sessi
     assert [job.timeout for job in queues()["bulk"].get_jobs()] == [timeout, timeout]  # what RQ enforces
 
 
+def test_a_broadcast_whose_groups_line_was_removed_is_dropped_not_failed_over_and_over(app, session, group, line,
+                                                                                         standin):
+    members(session, group, 2)
+    broadcast = start_broadcast(session, group_id=group.id, body="hello all")
+    session.delete(line)
+    session.commit()
+    run_jobs(app)
+    assert standin.messages_sent() == []
+    assert session.scalar(sa.select(sa.func.count(Message.id)).where(Message.broadcast_id == broadcast.id)) == 0
+    assert session.scalar(sa.select(sa.func.count(Task.id))) == 0  # done, not left for the sweeper
+
+
 def test_fanning_out_again_sends_nothing_twice(app, session, group, standin):
     members(session, group, 5)
     broadcast = start_broadcast(session, group_id=group.id, body="hello all")
@@ -75,8 +87,8 @@ def test_a_member_who_stops_after_the_fan_out_is_not_texted(app, session, group,
     ana, bob = members(session, group, 2)
     start_broadcast(session, group_id=group.id, body="hello all")
     session.commit()
-    from telline.worker import make_worker
     from telline.job_queues import queues
+    from telline.worker import make_worker
     make_worker(app, simple=True).work(burst=True, max_jobs=1)  # only the fan-out job
     assert queues()["bulk"].count == 1
     consent.record(session, bob.phone, consent.OPT_OUT, "keyword")

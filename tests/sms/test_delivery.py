@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from telline import tasks
 from telline.models import Message, utcnow
 from telline.sms import consent
 from telline.sms.delivery import MAX_ATTEMPTS, deliver
@@ -54,7 +55,8 @@ def test_bad_bodies_are_refused_before_anything_is_written(session, group, line)
 
 
 def test_segments_and_encoding_are_recorded(session, group, line):
-    assert (ask(session, line, body="é" * 160, key="a").segments, ask(session, line, body="é" * 161, key="b").segments) == (1, 2)
+    assert ask(session, line, body="é" * 160, key="a").segments == 1
+    assert ask(session, line, body="é" * 161, key="b").segments == 2
     emoji = ask(session, line, body="merci 🙏", key="c")
     assert (emoji.encoding, emoji.segments) == ("UCS-2", 1)
 
@@ -67,6 +69,18 @@ def test_a_number_opted_out_after_asking_is_never_texted(app, session, group, li
     session.refresh(msg)
     assert (msg.status, msg.error_message) == ("refused", "the number opted out")
     assert standin.messages_sent() == []
+
+
+def test_a_text_whose_line_was_removed_is_refused_not_failed_over_and_over(app, session, group, line, standin):
+    # A line's texts keep their rows when it goes (line_id NULL): the job says so and is done.
+    msg = ask(session, line)
+    session.delete(line)
+    session.commit()
+    run_jobs(app)
+    session.refresh(msg)
+    assert (msg.line_id, msg.status, msg.error_message) == (None, "refused", "its line is gone")
+    assert standin.messages_sent() == []
+    assert tasks.pending(session) == 0
 
 
 class TestQuietHours:
@@ -84,7 +98,8 @@ class TestQuietHours:
         run_jobs(app)
         session.refresh(msg)
         assert msg.status == "deferred" and standin.messages_sent() == []
-        assert abs(msg.send_after - (now + dt.timedelta(hours=2)).replace(second=0, microsecond=0)) < dt.timedelta(minutes=1)
+        two_hours_on = (now + dt.timedelta(hours=2)).replace(second=0, microsecond=0)
+        assert abs(msg.send_after - two_hours_on) < dt.timedelta(minutes=1)
         assert scheduled_count() == 1
 
     def test_the_members_own_time_zone_wins(self, app, session, group, line, standin):

@@ -544,7 +544,7 @@ def test_no_text_reaches_a_number_while_it_is_opted_out(app, client, session, st
     numbers = [f"+447911{k:04d}{i:02d}" for i in range(len(starts))]
     models = [ConsentModel(start, double_opt_in) for start in starts]
     member_ids = {}
-    for number, start in zip(numbers, starts):
+    for number, start in zip(numbers, starts, strict=True):
         if start != "stranger":
             member = Member(phone=number)
             session.add(member)
@@ -557,7 +557,7 @@ def test_no_text_reaches_a_number_while_it_is_opted_out(app, client, session, st
 
     # Per number, the model's timeline: (time, opted out from then on, an opt-out word was texted).
     # Jobs run only inside run_jobs(), never during a webhook: each send falls between two events.
-    timeline = {number: [(0.0, model.opted_out, False)] for number, model in zip(numbers, models)}
+    timeline = {number: [(0.0, model.opted_out, False)] for number, model in zip(numbers, models, strict=True)}
     for n, action in enumerate(steps):
         if action[0] == "text":
             _, i, word = action
@@ -585,7 +585,7 @@ def test_no_text_reaches_a_number_while_it_is_opted_out(app, client, session, st
         assert texts_while_opted_out(timeline[number], [r for r in created if r.get("To") == number]) == []
     # The model agrees with the app's own ledger, and every text asked for was settled.
     session.expire_all()
-    for number, model in zip(numbers, models):
+    for number, model in zip(numbers, models, strict=True):
         assert consent.is_opted_out(session, number) == model.opted_out
     unsettled = session.scalars(sa.select(Message.status).where(
         Message.direction == "outbound", Message.to_number.in_(numbers),

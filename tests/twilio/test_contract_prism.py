@@ -38,7 +38,7 @@ GATEWAY_CALLS = {
     "send_sms with media": lambda g: g.send_sms(from_=LINE, to=MEMBER, body="Agenda",
                                                 media_url=[f"{PUBLIC}/a.png", f"{PUBLIC}/b.png"]),
     "find_messages": lambda g: g.find_messages(
-        to=MEMBER, from_=LINE, sent_after=datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)),
+        to=MEMBER, from_=LINE, sent_after=datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)),
     "fetch_message": lambda g: g.fetch_message(SM),
     "create_call": lambda g: g.create_call(
         from_=LINE, to=MEMBER, url=f"{PUBLIC}/twilio/voice/outbound", status_callback=f"{PUBLIC}/twilio/call/status",

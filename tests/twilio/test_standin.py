@@ -80,7 +80,7 @@ def test_find_messages_filters_by_to_and_from_newest_first(standin_gateway):
                          sms(standin_gateway, from_=OTHER).sid, sms(standin_gateway).sid)
 
     assert [m.sid for m in standin_gateway.find_messages(to=MEMBER, from_=LINE)] == [last, first]
-    tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    tomorrow = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
     assert standin_gateway.find_messages(to=MEMBER, from_=LINE, sent_after=tomorrow) == []
     an_hour_ago = tomorrow - datetime.timedelta(days=1, hours=1)
     assert len(standin_gateway.find_messages(to=MEMBER, from_=LINE, sent_after=an_hour_ago)) == 2

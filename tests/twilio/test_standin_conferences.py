@@ -12,7 +12,7 @@ from tests.standin_plugin import ACCOUNT_SID, AUTH_TOKEN
 
 LINE, ANA, BOB, HOST = "+15005550006", "+15005550001", "+15005550002", "+15005550003"
 EVENTS = "start end join leave mute hold"
-T0 = dt.datetime(2026, 11, 26, 19, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 26, 19, 0, tzinfo=dt.UTC)
 
 
 def enter(standin, number, url, *, host=False, events=EVENTS, name="room"):

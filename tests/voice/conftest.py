@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session
 from telline.models import Group, Line, Member, Membership, utcnow
 from telline.scheduling.series import create_series
 from tests.signing import post_signed
-from tests.sms.conftest import run_jobs
+from tests.sms.conftest import (
+    LINE,
+    PUBLIC_URL,
+    new_group,
+    run_jobs,
+    settings_overrides,  # noqa: F401 — a fixture: the app talks to the stand-in
+)
 from tests.twilio_sim import Clock, TwilioSim, via_test_client
-
-from tests.sms.conftest import LINE, PUBLIC_URL, new_group, settings_overrides  # noqa: F401 — the app talks to the stand-in
 
 _sids = iter(range(1, 10**6))
 

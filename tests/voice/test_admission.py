@@ -9,8 +9,8 @@ import itertools
 
 import pytest
 
-from telline.models import ConferenceParticipant, OccurrenceStatus, utcnow
 from telline.job_queues import queues
+from telline.models import ConferenceParticipant, OccurrenceStatus, utcnow
 from telline.voice import incoming, meetings
 from telline.voice.directory import directory
 from telline.voice.lockout import Lockout

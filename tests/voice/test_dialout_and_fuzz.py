@@ -2,7 +2,8 @@
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from telline.models import Call, MeetingOccurrence
 from telline.voice.dialout import dial_out_members

@@ -24,6 +24,7 @@ from telline.sms.broadcast import start_broadcast
 from telline.sms.outbound import send_text
 from tests.sms.conftest import run_jobs
 from tests.test_logs import log_output  # noqa: F401 — the fixture
+from tests.voice.conftest import World, fresh
 from tests.voice.test_whole_meeting import (
     EARLY,
     HOST,
@@ -32,7 +33,6 @@ from tests.voice.test_whole_meeting import (
     NAMED,
     play_a_whole_meeting,
 )
-from tests.voice.conftest import World, fresh
 
 JOINER, QUITTER = "+447911123777", "+447911123778"  # join by text; opt out by text
 MEMBERS = [*NAMED, *EARLY, *LATE, HOST, INTRUDER, JOINER, QUITTER]

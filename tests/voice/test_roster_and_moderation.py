@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from telline.models import Call, ConferenceParticipant, InboxItem, MeetingOccurrence
+from telline.twilio.gateway import gateway
 from telline.voice import moderation
 from telline.voice.roster import attendance, roster
-from telline.twilio.gateway import gateway
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
 from tests.voice.conftest import LINE, call, meeting, member, press
@@ -148,7 +148,8 @@ def test_kick_hold_announce_end(app, session, live, standin):
     run_jobs(app)
     assert ("Hold", "true") in participant_updates(standin, sids[BOB])[0]
     assert any(r.method == "DELETE" and r.path.endswith(f"/Participants/{sids[BOB]}.json") for r in standin.requests())
-    [announce] = [r for r in standin.requests(method="POST") if r.path.endswith(f"/Conferences/{occ.conference_sid}.json")]
+    conference_path = f"/Conferences/{occ.conference_sid}.json"
+    [announce] = [r for r in standin.requests(method="POST") if r.path.endswith(conference_path)]
     assert announce.get("AnnounceUrl").startswith("http://telline.test/twilio/voice/announcement/")
     moderation.end_meeting(session, occ.id)
     session.commit()

@@ -1,6 +1,7 @@
 """The join path as it runs at a meeting's start: a committed PostgreSQL database (not one test
 transaction), one statement per request, and the line's configuration kept a few seconds."""
 
+import enum
 import time
 
 import pytest
@@ -134,3 +135,26 @@ def test_a_code_for_a_call_with_no_row_and_no_known_line_is_told_so_and_nothing_
     with app.app_context():
         assert db.session().scalars(sa.select(Call)).all() == []
 
+
+
+def test_the_seat_statement_hands_the_driver_plain_values(committed):
+    """An enum as a parameter costs psycopg a dumper lookup per statement (a tenth of a millisecond,
+    a third of the join path's database time: tests/bench/profile_join_path.py): the occurrence's
+    status reaches it as the plain string the column holds."""
+    app, code = committed
+    client = app.test_client()
+    sid, _ = call(client, sender="+447911000001")
+    press(client, sid, code)
+    sid, _ = call(client, sender="+447911000002")
+    sent = []
+    engine = app.extensions[db.EXTENSION].autocommit_engine
+
+    def note(conn, cursor, statement, params, context, many):
+        sent.extend(params.values() if isinstance(params, dict) else params)
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert conference(press(client, sid, code)) is not None
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert "ended" in sent and "cancelled" in sent
+    assert [value for value in sent if isinstance(value, enum.Enum)] == []

@@ -8,13 +8,11 @@ Queues, drained in this order by every worker:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
-from rq.job import Job
 
 from telline.models import QueueName
 
@@ -62,21 +60,3 @@ def init_app(app: Flask, redis_url: str, prefix: str = "", quick: Redis | None =
 
 def queues() -> JobQueues:
     return cast(JobQueues, current_app.extensions[EXTENSION])  # put there by init_app
-
-
-def check_job_args(args: Sequence[object]) -> None:
-    """Jobs take ids and re-read their rows: a row object would be stale by the time the job
-    runs, and could carry a member's number into Redis."""
-    for value in args:
-        if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
-            continue  # a batch of ids
-        if not isinstance(value, (int, str, bool, type(None))):
-            raise TypeError(f"job arguments must be ids or short strings, not {type(value).__name__}")
-
-
-def enqueue_now(func: Callable[..., object], *args: object, queue: QueueName = "default",
-                **job_options: Any) -> Job:
-    """Enqueue now, with no row behind it: for work that may be lost with Redis (tests, chores).
-    Work that must happen is a task (telline.tasks.enqueue_after_commit)."""
-    check_job_args(args)
-    return queues()[queue].enqueue(func, *args, **job_options)

@@ -46,6 +46,25 @@ class _QueueDepth:
         yield up
 
 
+class _Tasks:
+    """Work that must happen and is not done yet (telline.tasks), read from the database."""
+
+    def collect(self) -> Iterator[Metric]:
+        from telline import db, tasks
+        from telline.models import utcnow
+        try:
+            session = db.session()
+            counts = tasks.pending(session), tasks.overdue(session, utcnow())
+        except Exception:  # the database down: /readyz says so; the scrape still answers
+            return
+        pending = GaugeMetricFamily("telline_tasks_pending", "Tasks (texts, dial-outs, moderation…) not done yet")
+        overdue = GaugeMetricFamily("telline_tasks_overdue", "Tasks due over 5 minutes ago and not done")
+        pending.add_metric([], counts[0])
+        overdue.add_metric([], counts[1])
+        yield pending
+        yield overdue
+
+
 @bp.get("/metrics")
 def scrape() -> Response:
     from telline.job_queues import queues
@@ -56,6 +75,7 @@ def scrape() -> Response:
         registry = REGISTRY
     live = CollectorRegistry()
     live.register(_QueueDepth(queues()))
+    live.register(_Tasks())
     return Response(generate_latest(registry) + generate_latest(live), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -32,7 +32,7 @@ RateUnit = Literal["segments", "messages"]
 RATE_UNITS: tuple[RateUnit, ...] = get_args(RateUnit)
 Encoding = Literal["GSM-7", "UCS-2"]
 QueueName = Literal["urgent", "default", "bulk"]  # telline.job_queues: a task's RQ queue
-# What a task's job takes (telline.job_queues.check_job_args): ids and short strings, or a batch of ids.
+# What a task's job takes (telline.tasks.enqueue_after_commit): ids and short strings, or a batch of ids.
 JobArg = int | str | bool | None | list[int]
 
 

@@ -15,7 +15,7 @@ from rq import Retry
 from rq.job import Job, JobStatus
 
 from telline import create_app, db, migrate
-from telline.job_queues import enqueue_now, queues
+from telline.job_queues import queues
 from telline.models import Group
 from telline.tasks import enqueue_after_commit
 from telline.worker import PERIODIC, make_cron, make_worker
@@ -79,15 +79,15 @@ def test_a_job_runs_in_a_worker_with_its_own_app_context(app, session):
 
 
 def test_urgent_jobs_run_first(app, redis_conn):
-    enqueue_now(sample_jobs.append_to_list, "order", "bulk", queue="bulk")
-    enqueue_now(sample_jobs.append_to_list, "order", "default", queue="default")
-    enqueue_now(sample_jobs.append_to_list, "order", "urgent", queue="urgent")
+    queues()["bulk"].enqueue(sample_jobs.append_to_list, "order", "bulk")
+    queues()["default"].enqueue(sample_jobs.append_to_list, "order", "default")
+    queues()["urgent"].enqueue(sample_jobs.append_to_list, "order", "urgent")
     make_worker(app, simple=True).work(burst=True)
     assert [x.decode() for x in redis_conn.lrange("order", 0, -1)] == ["urgent", "default", "bulk"]
 
 
 def test_a_failing_job_is_retried_per_its_policy(app, redis_conn):
-    job = enqueue_now(sample_jobs.fail_until, "flaky", 3, retry=Retry(max=2))
+    job = queues()["default"].enqueue(sample_jobs.fail_until, "flaky", 3, retry=Retry(max=2))
     make_worker(app, simple=True).work(burst=True)
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED
@@ -95,7 +95,7 @@ def test_a_failing_job_is_retried_per_its_policy(app, redis_conn):
 
 
 def test_a_job_that_keeps_failing_ends_failed_after_its_retries(app, redis_conn):
-    job = enqueue_now(sample_jobs.fail_until, "hopeless", 99, retry=Retry(max=2))
+    job = queues()["default"].enqueue(sample_jobs.fail_until, "hopeless", 99, retry=Retry(max=2))
     make_worker(app, simple=True).work(burst=True)
     job.refresh()
     assert job.get_status() == JobStatus.FAILED
@@ -272,3 +272,11 @@ def test_two_cron_processes_enqueue_each_periodic_run_once(migrated_sqlite, tmp_
     assert len(set(ids)) == len(ids)  # one job per tick, though two crons saw every tick
     logs = "".join((tmp_path / f"cron-{i}.log").read_text() for i in range(2))
     assert "already enqueued by another cron" in logs
+
+
+@pytest.mark.parametrize("seconds", ["0", "7", "61", "-5", "soon"])
+def test_a_sweep_interval_that_does_not_divide_a_minute_is_refused_in_one_sentence(runner, seconds):
+    from telline.cli import cli
+    r = runner.invoke(cli, ["cron", "--sweep-every", seconds])
+    assert r.exit_code == 2
+    assert "divides 60" in r.output or "is not a valid integer" in r.output

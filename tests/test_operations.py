@@ -1,9 +1,11 @@
 """/healthz for load balancers and /metrics for Prometheus."""
 
+import datetime as dt
+
 import pytest
 
 from telline import create_app
-from telline.job_queues import enqueue_now
+from telline.job_queues import queues
 from tests import sample_jobs
 from tests.conftest import make_settings
 from tests.signing import post_signed
@@ -43,8 +45,8 @@ def test_metrics_show_requests_webhook_outcomes_and_queue_depth(client):
     client.post("/twilio/sms", data={"MessageSid": "SM" + "0" * 32})  # unsigned: forbidden
     post_signed(client, "/twilio/sms", {"MessageSid": "SM" + "1" * 32, "From": "+33612345678",
                                          "To": "+15005550006", "Body": "hi"})
-    enqueue_now(sample_jobs.append_to_list, "k", "v", queue="bulk")
-    enqueue_now(sample_jobs.append_to_list, "k", "v", queue="bulk")
+    queues()["bulk"].enqueue(sample_jobs.append_to_list, "k", "v")
+    queues()["bulk"].enqueue(sample_jobs.append_to_list, "k", "v")
     r = client.get("/metrics")
     assert r.status_code == 200 and r.content_type.startswith("text/plain")
     text = r.get_data(as_text=True)
@@ -55,6 +57,16 @@ def test_metrics_show_requests_webhook_outcomes_and_queue_depth(client):
     assert 'telline_queue_depth{queue="urgent"} 0.0' in text
     assert "telline_redis_up 1.0" in text
     assert "+33612345678" not in text
+
+
+def test_metrics_count_the_work_not_done_yet(client, session):
+    from telline.models import Task, utcnow
+    for minutes_ago in (0, 10):  # one just asked for, one the sweeper should long have got going
+        session.add(Task(func="telline.sms.delivery:deliver", args=[1], queue="default",
+                         due_at=utcnow() - dt.timedelta(minutes=minutes_ago)))
+    session.commit()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "telline_tasks_pending 2.0" in text and "telline_tasks_overdue 1.0" in text
 
 
 def test_metrics_still_answer_when_redis_is_down(database_url):

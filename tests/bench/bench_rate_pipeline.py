@@ -51,7 +51,7 @@ def enqueue_backlog(app, group_id: int, line_id: int, jobs: str, as_is: bool) ->
     running worker finds no row ("gone"): see repro_enqueue_before_commit.py.
     """
     from telline import db
-    from telline.job_queues import enqueue_now
+    from telline.job_queues import queues
     from telline.models import Line, Member, Membership, Message
     from telline.sms import segments
     from telline.sms.broadcast import start_broadcast
@@ -84,7 +84,7 @@ def enqueue_backlog(app, group_id: int, line_id: int, jobs: str, as_is: bool) ->
         session.commit()  # the jobs go to Redis now
         if jobs == "single" and not as_is:
             for message_id in ids:
-                enqueue_now(deliver, message_id, queue="default", retry=retry_policy())
+                queues()["default"].enqueue(deliver, message_id, retry=retry_policy())
 
 
 def wait_done(app, line_id: int, n: int, timeout: float, workers: h.Workers) -> str | None:

@@ -245,6 +245,14 @@ def test_nul_in_a_conference_callbacks_text_fields_is_harmless(client, session, 
     assert r.status_code == 204
 
 
+def test_a_crafted_reason_for_a_conferences_end_is_bounded_and_kept(client, session, occurrence):
+    occ, _ = occurrence
+    r = conference_event(client, occ, "conference-end", 1, ReasonConferenceEnded="x\x00" + "y" * 500)
+    assert r.status_code == 204
+    [ended] = session.scalars(sa.select(Conference)).all()
+    assert len(ended.end_reason) <= 64 and "\x00" not in ended.end_reason
+
+
 @pytest.mark.parametrize("stamp", ["Mon, 01 Jan 0001 00:00:00 +0000", "Mon, 01 Jan 0001 00:30:00 +0100",
                                    "Fri, 31 Dec 9999 23:59:59 +0000", "Fri, 31 Dec 9999 23:59:59 -0100",
                                    "Sat, 01 Jan 1000 00:00:00 +0000"])
@@ -266,7 +274,8 @@ def test_absurd_timestamps_are_taken_as_now(client, session, occurrence, stamp):
 # --- every route, random crafted forms ------------------------------------------------------------------
 FIELDS = ["MessageSid", "SmsSid", "AccountSid", "From", "To", "Body", "NumMedia", "OptOutType", "MessageStatus",
           "SmsStatus", "ErrorCode", "CallSid", "Digits", "CallStatus", "ConferenceSid", "FriendlyName",
-          "StatusCallbackEvent", "SequenceNumber", "Muted", "Hold", "Timestamp", "RecordingUrl", "MediaUrl0"]
+          "StatusCallbackEvent", "SequenceNumber", "Muted", "Hold", "Timestamp", "RecordingUrl", "MediaUrl0",
+          "ReasonConferenceEnded"]
 CRAFTED = st.one_of(
     st.text(max_size=40),  # NUL and every other code point included
     st.sampled_from(["SM" + "1" * 32, "MM" + "2" * 32, "CA" + "3" * 32, "CF" + "7" * 32, "CA" + "3" * 40,

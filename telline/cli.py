@@ -93,8 +93,9 @@ def _fresh_metrics_dir(path: str | None) -> None:
 
 
 @cli.command("worker")
-@click.option("--queues", default="urgent,default,bulk", show_default=True,
-              help="Comma-separated, drained in this order.")
+@click.option("--queues", default="urgent,default,bulk", show_default=True, envvar="TELLINE_WORKER_QUEUES",
+              help="Comma-separated, drained in this order; `--queues urgent`: the urgent lane "
+                   "(also from TELLINE_WORKER_QUEUES).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in-process instead of forking.")
 @click.option("--worker-ttl", type=int, default=30, show_default=True,

@@ -40,6 +40,9 @@ class Settings:
     log_format: LogFormat
     log_level: str
     queue_prefix: str
+    # Texts a worker has in flight at once (telline.sms.send_pool): Twilio answers a send in 0.1–0.3 s,
+    # so a line of N texts/s needs about N × 0.3 across its workers (see the README, Throughput).
+    send_threads: int = 16
     # TELLINE_ENV=production: treat this instance as a deployment even without the other signs of one
     # (an https public URL, PostgreSQL) — see deployed_because.
     declared_production: bool = False
@@ -96,6 +99,7 @@ def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike[
         "log_format": get("TELLINE_LOG_FORMAT", "json"),
         "log_level": get("TELLINE_LOG_LEVEL", "INFO"),
         "queue_prefix": get("TELLINE_QUEUE_PREFIX", ""),
+        "send_threads": get("TELLINE_SEND_THREADS", "16"),
         "declared_production": get("TELLINE_ENV", ""),
         "testing": False,
     }
@@ -133,14 +137,17 @@ def _validate(v: dict[str, Any]) -> Settings:
     if not (sid.startswith("AC") and len(sid) == 34):
         raise ConfigError("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 characters")
 
-    for name, env_name, low in (("proxy_hops", "TELLINE_PROXY_HOPS", 0),
-                                ("max_body_bytes", "TELLINE_MAX_BODY_BYTES", 1024)):
+    for name, env_name, low, high in (("proxy_hops", "TELLINE_PROXY_HOPS", 0, None),
+                                      ("max_body_bytes", "TELLINE_MAX_BODY_BYTES", 1024, None),
+                                      ("send_threads", "TELLINE_SEND_THREADS", 1, 256)):
         try:
             v[name] = int(v[name])
         except (TypeError, ValueError):
             raise ConfigError(f"{env_name} must be a whole number, got {v[name]!r}") from None
         if v[name] < low:
             raise ConfigError(f"{env_name} must be at least {low}")
+        if high is not None and v[name] > high:
+            raise ConfigError(f"{env_name} must be at most {high}")
 
     if v["log_format"] not in ("json", "text"):
         raise ConfigError("TELLINE_LOG_FORMAT must be 'json' or 'text'")

@@ -38,6 +38,10 @@ def commands(host: str, port: int, web_workers: int) -> dict[str, list[str]]:
     me = [sys.executable, "-m", "telline"]
     return {
         "web": me + ["web", "--bind", f"{host}:{port}", "--workers", str(web_workers)],
+        # The urgent lane: a worker for urgent work alone (replies to a member, crisis replies,
+        # moderation), which a broadcast or reminders can never fill; the other drains all queues,
+        # urgent first.
+        "urgent-worker": me + ["worker", "--simple", "--queues", "urgent"],
         "worker": me + ["worker", "--simple"],
         "cron": me + ["cron"],
     }
@@ -77,7 +81,8 @@ def run_all(settings: Settings, host: str, port: int, web_workers: int = 2) -> i
         announced = False
         while not stopping:
             if not announced and answers(health):
-                print(f"telline: web on http://{host}:{port} (health: /healthz), worker and cron running; "
+                print(f"telline: web on http://{host}:{port} (health: /healthz), workers (one for urgent work "
+                      "alone) and cron running; "
                       "Ctrl-C stops all", flush=True)
                 announced = True
             for key, _ in selector.select(timeout=0.5):

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from telline import create_app, localredis, migrate
 from telline.config import load
 from telline.db import EXTENSION as DB_EXTENSION
+from telline.sms import send_pool
 
 pytest_plugins = ["tests.standin_plugin"]
 
@@ -142,6 +143,7 @@ def app(database_url, redis_url, redis_conn, settings_overrides):
     database.autocommit_engine = None
     with app.app_context():
         yield app
+    send_pool.close(app)  # its threads, if a batch started them
     outer.rollback()
     connection.close()
     database.engine.dispose()

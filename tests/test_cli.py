@@ -248,10 +248,12 @@ def test_telline_run_starts_a_worker_again_when_it_dies(tmp_path):
 
     try:
         private_url = read_until("started a private one at").split("started a private one at ")[1].split()[0]
-        read_until("worker and cron running")
-        workers = [pid for pid in process_tree(proc.pid) if _parent(pid) == proc.pid and b"worker" in _argv(pid)]
-        assert len(workers) == 1, workers  # `telline worker` itself (its scheduler is its child)
-        os.kill(workers[0], signal.SIGKILL)
+        read_until("and cron running")
+        workers = {tuple(a for a in _argv(pid)[4:] if a): pid for pid in process_tree(proc.pid)
+                   if _parent(pid) == proc.pid and b"worker" in _argv(pid)}
+        # `telline worker` themselves (their schedulers are their children): the urgent lane and the other
+        assert sorted(workers) == [(b"--simple",), (b"--simple", b"--queues", b"urgent")], workers
+        os.kill(workers[(b"--simple",)], signal.SIGKILL)
         read_until("worker stopped (exit code -9); starting it again")
         read_until("Listening on urgent, default, bulk")  # the new one (a job given to the dead one's
         # connection before it is quite gone is the sweeper's: tests/test_tasks.py)

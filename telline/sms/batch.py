@@ -1,67 +1,83 @@
-"""A broadcast's texts handed to Twilio a batch at a time: deliver()'s rules, fewer round trips.
+"""A broadcast's texts handed to Twilio a batch at a time: deliver()'s rules, fewer round trips,
+several sends in flight.
 
-deliver() spends eight statements and three commits on a text, which holds a broadcast
-far below the rate Twilio takes. deliver_batch(ids) gives every text the same rules for less:
+deliver() spends eight statements and three commits on a text and waits for Twilio's answer
+before the next. deliver_batch(ids) gives every text the same rules for less:
 
 1. It reads the batch's rows, their line and group, and their members once, then ends the
    transaction: nothing is held open across the sends.
-2. Anything out of the ordinary goes through deliver() itself, one text at a time: a row
-   not claimable now or not yet due, quiet hours, a number flagged as not textable, an
-   opt-out confirmation (the one text sent to an opted-out number).
-3. The rest is claimed a chunk at a time by one compare-and-set UPDATE … RETURNING id that
-   takes only rows still as read (status and attempts) AND whose number's latest consent
-   is not an opt-out. Consent is still checked at send time, in the claim's own statement.
-   A row the claim left goes through deliver(), which says why (opted out, taken).
-4. Each claimed text waits for its slot in the line's rate and is sent; the chunk's SIDs
-   are then written by one executemany and one commit.
+2. Texts that may not go yet (quiet hours, or not due) are deferred together: one UPDATE, and
+   one batch job for the moment they may go (when quiet hours end), not one job a text.
+3. Anything else out of the ordinary goes through deliver() itself, one text at a time: a number
+   flagged as not textable, an opt-out confirmation (the one text sent to an opted-out number),
+   a row left "submitting" by a worker that died (deliver() looks for it at Twilio first).
+4. The rest is claimed a chunk at a time by one compare-and-set UPDATE … RETURNING id that
+   takes only rows still as read (status and attempts) AND whose number's latest consent is
+   not an opt-out: consent is checked at send time, in the claim's own statement. A chunk is
+   claimed only when its first text's slot is near (AHEAD), so a claim is at most a moment old
+   when its text goes. A row the claim left goes through deliver(), which says why.
+5. Each claimed text books its slot in the line's rate and goes to the send pool
+   (telline.sms.send_pool), which sends it at that slot — several in flight at once, so Twilio's
+   0.1–0.3 s per answer does not cap the line. The SIDs come back to this thread, which writes
+   them a chunk at a time (one executemany, one commit).
+6. A job books sends for JOB_SECONDS at most; what is left goes to a new batch job at the back
+   of the bulk queue. No bulk job holds a worker for long, and urgent work finds one free.
 
-A chunk is at most CHUNK_SECONDS of the line's rate: a single text on a 1/s long code, so
-there a text is claimed just before it is sent, as in deliver(). A worker killed mid-chunk
-leaves rows "submitting"; the job's retry hands them to deliver(), which looks for them in
-Twilio's Messages list before sending anything again.
+A worker killed mid-batch leaves rows "submitting"; the job's retry hands them to deliver(),
+which looks for them in Twilio's Messages list before sending anything again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
 import math
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import db, phone, tasks
 from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
-from telline.sms import consent, delivery, rate
-from telline.sms.broadcast import SECONDS_PER_TEXT
+from telline.sms import consent, delivery, quiet_hours, rate, send_pool
+from telline.sms.broadcast import SECONDS_PER_TEXT, batch_size
 from telline.sms.outbound import BACKOFF, retry_policy
-from telline.sms.quiet_hours import next_allowed
 from telline.sms.status import apply_known_events, reported
-from telline.twilio.gateway import OutcomeUnknown, TwilioError, gateway
+from telline.twilio.gateway import OutcomeUnknown, SentMessage, TwilioError
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 0.5  # the longest a claimed text waits for its rate slot
+CHUNK_SECONDS = 0.5  # texts claimed together: this much of the line's rate
+AHEAD = 0.5  # a slot is booked (and its chunk claimed) at most this long before it comes
+JOB_SECONDS = 3.0  # a job books sends for this long, then hands the rest to a new job
 
 
 @tasks.durable
 def deliver_batch(message_ids: list[int]) -> dict[str, int]:
-    """Send a batch of texts (a broadcast's). Returns how many ended in each status."""
+    """Send a batch of texts (a broadcast's). Returns how many ended in each status ("pending":
+    handed to the next batch job)."""
     session = db.session()
     tally: Counter[str] = Counter()
-    ready, by_deliver, in_flight = _sort(session, message_ids)
-    if in_flight:  # claimed by a worker that died moments ago (the sweeper sent this batch again)
-        _later(session, in_flight)
-        tally["submitting"] += len(in_flight)
-    for message_id in by_deliver:
-        tally[_one_by_one(session, message_id, delivery.attempt)] += 1
-    for line, chunk in _chunks(ready):
-        _send_chunk(session, line, chunk, tally)
+    plan = _sort(session, message_ids)
+    tally.update(plan.done)
+    if plan.in_flight:  # claimed by a worker that died moments ago (the sweeper sent this batch again)
+        _later(session, plan.in_flight)
+        tally["submitting"] += len(plan.in_flight)
+    for (until, size), rows in plan.deferred.items():
+        _defer(session, until, size, rows, tally)
+    sending = _Sending(session, tally)
+    try:
+        sending.one_by_one(plan.by_deliver)
+        for line, chunk in _chunks(plan.ready):
+            sending.chunk(line, chunk)
+    finally:
+        sending.finish()
     return dict(tally)
 
 
@@ -70,10 +86,17 @@ if TYPE_CHECKING:
     Row = sa.Row[*tuple[Any, ...]]
 
 
-def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[Row, Row]], list[int],
-                                                            dict[int, dt.datetime]]:
-    """(rows ready to claim and send, with their line), (ids that deliver() must decide), and
-    {id: when its claim lapses} for rows another worker may still be sending."""
+@dataclasses.dataclass
+class _Plan:
+    ready: list[tuple[Row, Row]] = dataclasses.field(default_factory=list)  # to claim and send, with their line
+    by_deliver: list[int] = dataclasses.field(default_factory=list)  # for deliver() to decide, one by one
+    in_flight: dict[int, dt.datetime] = dataclasses.field(default_factory=dict)  # {id: when its claim lapses}
+    # {(when they may go, texts per job): rows to defer until then}
+    deferred: dict[tuple[dt.datetime, int], list[Row]] = dataclasses.field(default_factory=lambda: defaultdict(list))
+    done: Counter[str] = dataclasses.field(default_factory=Counter)  # statuses of rows past sending
+
+
+def _sort(session: Session, message_ids: list[int]) -> _Plan:
     rows = {r.id: r for r in session.execute(sa.select(
         Message.id, Message.direction, Message.status, Message.attempts, Message.to_number, Message.body,
         Message.line_id, Message.member_id, Message.urgent, Message.kind, Message.segments,
@@ -87,21 +110,41 @@ def _sort(session: Session, message_ids: list[int]) -> tuple[list[tuple[Row, Row
     session.rollback()  # no snapshot (and on SQLite no lock) held across the sends
 
     now = utcnow()
-    ready: list[tuple[Row, Row]] = []
-    by_deliver: list[int] = []
-    in_flight: dict[int, dt.datetime] = {}
+    plan = _Plan()
     for message_id in message_ids:
         row = rows.get(message_id)
         line = lines.get(row.line_id) if row else None
         member = members.get(row.member_id) if row and row.member_id else None
         lapses = delivery.claim_lapses(row, now) if row else None
         if lapses is not None:
-            in_flight[message_id] = lapses
-        elif row is None or line is None or not _plain(row, line, member, now):
-            by_deliver.append(message_id)
+            plan.in_flight[message_id] = lapses
+        elif row is not None and row.direction == "outbound" and row.status not in (*delivery.CLAIMABLE, "submitting"):
+            plan.done[row.status] += 1  # handed over, refused or failed already: a repeated job does nothing
+        elif row is None or line is None or not _plain(row, member):
+            plan.by_deliver.append(message_id)
+        elif (until := _not_before(row, line, member, now)) is not None:
+            plan.deferred[until, batch_size(line.sms_rate, line.sms_rate_unit, row.segments)].append(row)
         else:
-            ready.append((row, line))
-    return ready, by_deliver, in_flight
+            plan.ready.append((row, line))
+    return plan
+
+
+def _plain(row: Row, member: Row | None) -> bool:
+    """Would deliver() simply claim and send this text, now or once it may go (consent apart,
+    which the claim checks)?"""
+    return not (row.direction != "outbound" or row.status not in delivery.CLAIMABLE or not row.to_number
+                or row.kind == "opt_out_confirmation"
+                or (member is not None and member.sms_status in ("invalid", "landline")))
+
+
+def _not_before(row: Row, line: Row, member: Row | None, now: dt.datetime) -> dt.datetime | None:
+    """When this text may go, if not now: its own time (send_after), or the end of quiet hours."""
+    if row.send_after is not None and row.send_after > now + dt.timedelta(seconds=1):
+        return row.send_after  # type: ignore[no-any-return]
+    if row.urgent:
+        return None
+    zone = quiet_hours.zone(line.timezone, member.timezone if member else None)
+    return quiet_hours.next_allowed(now, zone, line.quiet_start, line.quiet_end)
 
 
 def _later(session: Session, in_flight: dict[int, dt.datetime]) -> None:
@@ -109,21 +152,157 @@ def _later(session: Session, in_flight: dict[int, dt.datetime]) -> None:
     looks for each in Twilio's Messages list before anything is sent again."""
     ids = sorted(in_flight)
     tasks.enqueue_after_commit(session, deliver_batch, ids, queue="bulk", at=max(in_flight.values()),
-                               retry=retry_policy(), timeout=180 + len(ids) * SECONDS_PER_TEXT)
+                               retry=retry_policy(), timeout=_timeout(ids))
     session.commit()
 
 
-def _plain(row: Row, line: Row, member: Row | None, now: dt.datetime) -> bool:
-    """Would deliver() simply claim and send this text now (consent apart, which the claim checks)?"""
-    if (row.direction != "outbound" or row.status not in delivery.CLAIMABLE or not row.to_number
-            or row.kind == "opt_out_confirmation"):
-        return False
-    if row.send_after is not None and row.send_after > now + dt.timedelta(seconds=1):
-        return False
-    if member is not None and member.sms_status in ("invalid", "landline"):
-        return False
-    zone = ZoneInfo((member.timezone if member else None) or line.timezone)
-    return bool(row.urgent) or next_allowed(now, zone, line.quiet_start, line.quiet_end) is None
+def _defer(session: Session, until: dt.datetime, size: int, rows: list[Row], tally: Counter[str]) -> None:
+    """Mark these rows deferred until `until` and give them batch jobs for then — compare-and-set, so
+    a row another job has moved since it was read is left to that job."""
+    deferred = sorted(session.scalars(
+        sa.update(Message)
+        .where(sa.tuple_(Message.id, Message.status, Message.attempts).in_(
+            [(r.id, r.status, r.attempts) for r in rows]))
+        .values(status="deferred", send_after=until, updated_at=utcnow())
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)))
+    for i in range(0, len(deferred), size):
+        ids = deferred[i:i + size]
+        tasks.enqueue_after_commit(session, deliver_batch, ids, queue="bulk", at=until, retry=retry_policy(),
+                                   timeout=_timeout(ids))
+    session.commit()
+    tally["deferred"] += len(deferred)
+    if len(deferred) < len(rows):
+        tally["taken"] += len(rows) - len(deferred)  # moved by another job since they were read
+    log.info("texts deferred", extra={"texts": len(deferred), "until": until.isoformat()})
+
+
+def _timeout(ids: list[int]) -> int:
+    return 180 + len(ids) * SECONDS_PER_TEXT
+
+
+class _Sending:
+    """One job's sends: booked and handed to the pool a chunk at a time, their answers written as
+    they come; what the job had no time for goes to the next job."""
+
+    def __init__(self, session: Session, tally: Counter[str]):
+        self.session, self.tally = session, tally
+        self.deadline = time.monotonic() + JOB_SECONDS
+        self.pool = send_pool.pool()
+        self.limiter = delivery.limiter()
+        self.callback = delivery.status_callback_url()
+        self.in_flight: list[tuple[Row, Future[SentMessage]]] = []
+        self.failed: list[tuple[int, TwilioError | OutcomeUnknown]] = []  # sent, and Twilio said no or did not answer
+        self.unsent: list[Row] = []  # claimed, never sent: given back as they were, then to the next job
+        self.not_claimed: list[int] = []  # opted out since they were read, or taken: deliver() says which
+        self.left: list[int] = []  # never claimed: to the next job
+        self.halted = False  # out of time, or the line has no slot for this job: the rest goes back
+        self.resume_in = 0.0  # seconds before the next job may find a slot
+        self.last_slot = 0.0  # time.monotonic() of the latest slot this job booked
+        self.rebooked_before = self.pool.rebooked
+
+    def stopped(self) -> bool:
+        self.halted = self.halted or time.monotonic() >= self.deadline
+        return self.halted
+
+    def one_by_one(self, message_ids: list[int]) -> None:
+        for i, message_id in enumerate(message_ids):
+            if self.stopped():
+                self.left.extend(message_ids[i:])
+                return
+            self.tally[_one_by_one(self.session, message_id, delivery.attempt)] += 1
+
+    def chunk(self, line: Row, chunk: list[Row]) -> None:
+        if not self.stopped():  # claim when the line's next slot is near: consent is checked then
+            early = self.limiter.peek(line.phone_number, line.sms_rate,
+                                      rate.cost(line.sms_rate_unit, chunk[0].segments)) - AHEAD
+            if early > self.deadline - time.monotonic():
+                self.halted, self.resume_in = True, early
+            elif early > 0:
+                time.sleep(early)
+        if self.stopped():
+            self.left.extend(r.id for r in chunk)
+            return
+        claimed = _claim(self.session, chunk)
+        for row in chunk:
+            if row.id not in claimed:
+                self.not_claimed.append(row.id)
+            elif self.halted:  # the rest of the chunk goes back
+                self.unsent.append(row)
+            else:
+                self._send(line, row)
+        self._collect(wait=False)
+
+    def _send(self, line: Row, row: Row) -> None:
+        self._wait_for_near_slot()
+        book = functools.partial(self.limiter.book, line.phone_number, line.sms_rate,
+                                 rate.cost(line.sms_rate_unit, row.segments))
+        self.pool.reserve()
+        booked, wait = book(max_wait=max(0.0, self.deadline - time.monotonic()))
+        if not booked:  # the line is busy elsewhere until after this job's time: the next job goes on
+            self.pool.unreserve()
+            self.unsent.append(row)
+            self.halted, self.resume_in = True, wait
+            return
+        self.last_slot = time.monotonic() + wait
+        text = send_pool.Text(line.phone_number, row.to_number, row.body, self.callback)
+        self.in_flight.append((row, self.pool.send_at(self.last_slot, text, functools.partial(
+            book, max_wait=JOB_SECONDS))))
+
+    def _wait_for_near_slot(self) -> None:
+        """Book (and claim) no further ahead than AHEAD: a claim checks consent, so it must be recent
+        when its text goes."""
+        early = self.last_slot - AHEAD - time.monotonic()
+        if early > 0:
+            time.sleep(early)
+
+    def _collect(self, *, wait: bool) -> None:
+        """Write the answers that have come (all of them, with wait)."""
+        handed: list[dict[str, Any]] = []
+        pending: list[tuple[Row, Future[SentMessage]]] = []
+        for row, future in self.in_flight:
+            if not (wait or future.done()):
+                pending.append((row, future))
+                continue
+            try:
+                sent = future.result()
+            except send_pool.NoSlot:
+                self.unsent.append(row)
+                self.halted = True
+            except (TwilioError, OutcomeUnknown) as exc:
+                self.failed.append((row.id, exc))
+            except Exception as exc:  # a fault of ours: whether it reached Twilio is unknown
+                log.exception("send failed unexpectedly", extra={"message_id": row.id})
+                self.failed.append((row.id, OutcomeUnknown(f"{type(exc).__name__}: {exc}")))
+            else:
+                status = reported(sent.status)
+                handed.append(dict(id=row.id, twilio_sid=sent.sid, status=status, sent_at=utcnow()))
+                self.tally[status] += 1
+                log.info("text handed to Twilio", extra={"message_id": row.id, "to": phone.mask(row.to_number),
+                                                         "segments": row.segments})
+        self.in_flight = pending
+        _record(self.session, handed)
+
+    def finish(self) -> None:
+        """Wait for the sends in flight and write their answers; then the texts that need more."""
+        try:
+            self._collect(wait=True)
+        finally:
+            _release(self.session, self.unsent)
+        for message_id, exc in self.failed:
+            self.tally[_one_by_one(self.session, message_id,
+                                   functools.partial(_after_failed_send, self.session, exc=exc))] += 1
+        self.one_by_one(self.not_claimed)
+        rest = sorted(self.left + [r.id for r in self.unsent])
+        if rest:
+            tasks.enqueue_after_commit(self.session, deliver_batch, rest, queue="bulk", retry=retry_policy(),
+                                       at=utcnow() + dt.timedelta(seconds=self.resume_in), timeout=_timeout(rest))
+            self.session.commit()
+            self.tally["pending"] += len(rest)
+            log.info("batch continues in a new job", extra={"texts": len(rest)})
+        if self.pool.rebooked > self.rebooked_before:
+            log.info("sends booked again after a late start",
+                     extra={"texts": self.pool.rebooked - self.rebooked_before})
 
 
 def _chunks(ready: list[tuple[Row, Row]]) -> Iterator[tuple[Row, list[Row]]]:
@@ -138,44 +317,6 @@ def _chunks(ready: list[tuple[Row, Row]]) -> Iterator[tuple[Row, list[Row]]]:
             chunk.append(ready[i][0])
             i += 1
         yield line, chunk
-
-
-def _send_chunk(session: Session, line: Row, chunk: list[Row], tally: Counter[str]) -> None:
-    claimed = _claim(session, chunk)
-    handed: list[dict[str, Any]] = []
-    untried = [r for r in chunk if r.id in claimed]  # in chunk order: the next to send is first
-    line_busy = False
-    try:
-        for row in chunk:
-            if row.id not in claimed:  # opted out since, or another job has it: deliver() says which
-                tally[_one_by_one(session, row.id, delivery.attempt)] += 1
-                continue
-            line_busy = line_busy or not delivery.limiter().acquire(
-                line.phone_number, line.sms_rate, cost=rate.cost(line.sms_rate_unit, row.segments),
-                timeout=delivery.RATE_WAIT)
-            if line_busy:
-                continue  # the line is busy elsewhere: the rest goes back, each text to its own job
-            untried.pop(0)
-            try:
-                sent = gateway().send_sms(from_=line.phone_number, to=row.to_number, body=row.body,
-                                          status_callback=delivery.status_callback_url())
-            except (TwilioError, OutcomeUnknown) as exc:
-                _record(session, handed)
-                tally[_one_by_one(session, row.id, functools.partial(_after_failed_send, session, exc=exc))] += 1
-                continue
-            status = reported(sent.status)
-            handed.append(dict(id=row.id, twilio_sid=sent.sid, status=status, sent_at=utcnow()))
-            tally[status] += 1
-            log.info("text handed to Twilio", extra={"message_id": row.id, "to": phone.mask(row.to_number),
-                                                     "segments": row.segments})
-    finally:
-        _record(session, handed)
-        _release(session, untried)
-    for row in untried:
-        tasks.enqueue_after_commit(session, delivery.deliver, row.id, queue=delivery.queue_for(row),
-                                   at=utcnow() + dt.timedelta(seconds=1), retry=retry_policy())
-        tally[row.status] += 1
-    session.commit()
 
 
 def _claim(session: Session, chunk: list[Row]) -> set[int]:

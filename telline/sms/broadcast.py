@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 # Texts per job: about BATCH_SECONDS of the line's rate, at most BATCH_MAX. A job costs a
 # forked horse (~0.1 s of CPU) and a database connection, which 250 texts make small
 # (measured: tests/bench/bench_broadcast_fanout.py, 50 → 250 moved the hand-over from 0.52 to
-# 0.75 of the plain client); on a slow line a job stays short, so a restart redoes little.
-BATCH_SECONDS = 10
+# 0.75 of the plain client); on a slow line a job is a few seconds of its rate, the time a job
+# may hold a worker (batch.JOB_SECONDS), so a restart redoes little.
+BATCH_SECONDS = 3
 BATCH_MAX = 250
 # A job may wait on Twilio for each text in turn (the gateway's timeout is 10 s, a normal
 # answer ~0.2 s): this much per text, on top of RQ's usual 180 s, before RQ gives up on it.
@@ -91,7 +92,7 @@ def fan_out(broadcast_id: int) -> int:
     pending = list(session.scalars(sa.select(Message.id).where(
         Message.broadcast_id == broadcast.id, Message.status == "pending").order_by(Message.id)))
     broadcast.recipients = len(done) + len(rows)
-    size = batch_size(line, measured.count)
+    size = batch_size(line.sms_rate, line.sms_rate_unit, measured.count)
     for i in range(0, len(pending), size):  # the batches' tasks commit with the rows they send
         enqueue_after_commit(session, deliver_batch, pending[i:i + size], queue="bulk", retry=retry_policy(),
                              timeout=180 + size * SECONDS_PER_TEXT)
@@ -101,6 +102,7 @@ def fan_out(broadcast_id: int) -> int:
     return len(pending)
 
 
-def batch_size(line: Line, segments_per_text: int) -> int:
-    per_second = line.sms_rate / rate.cost(line.sms_rate_unit, segments_per_text)
+def batch_size(sms_rate: float, sms_rate_unit: str, segments_per_text: int) -> int:
+    """Texts per batch job on a line of this rate."""
+    per_second = sms_rate / rate.cost(sms_rate_unit, segments_per_text)
     return max(1, min(BATCH_MAX, math.floor(per_second * BATCH_SECONDS)))

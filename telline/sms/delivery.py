@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import time
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -28,9 +27,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from telline import db, phone, tasks
 from telline.job_queues import queues
 from telline.models import Line, Member, Message, MessageStatus, NumberStatus, QueueName, utcnow
-from telline.sms import consent, rate
+from telline.sms import consent, quiet_hours, rate
 from telline.sms.outbound import BACKOFF, retry_policy
-from telline.sms.quiet_hours import next_allowed
 from telline.sms.rate import SenderRateLimiter
 from telline.sms.status import apply_known_events, reported
 from telline.twilio.gateway import OutcomeUnknown, TwilioError, TwilioNotConfigured, gateway
@@ -156,8 +154,8 @@ def _refusal(session: Session, msg: Message, to: str, member: Member | None) -> 
 
 def _quiet_until(line: Line, member: Member | None) -> dt.datetime | None:
     group = line.group
-    zone = ZoneInfo((member.timezone if member and member.timezone else None) or group.timezone)
-    return next_allowed(utcnow(), zone, group.quiet_start, group.quiet_end)
+    zone = quiet_hours.zone(group.timezone, member.timezone if member else None)
+    return quiet_hours.next_allowed(utcnow(), zone, group.quiet_start, group.quiet_end)
 
 
 def _claim(session: Session, msg: Message) -> bool:

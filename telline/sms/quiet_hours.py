@@ -6,6 +6,11 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 
+def zone(group_timezone: str, member_timezone: str | None) -> ZoneInfo:
+    """Whose clock quiet hours follow: the member's own time zone when known, else the group's."""
+    return ZoneInfo(member_timezone or group_timezone)
+
+
 def next_allowed(now: dt.datetime, zone: ZoneInfo, start: dt.time, end: dt.time) -> dt.datetime | None:
     """None if a text may go at `now`; else the UTC time quiet hours end.
 

@@ -99,6 +99,16 @@ class SenderRateLimiter:
         booked, wait = self._try(sender, per_second, cost, max_wait=0.0)
         return 0.0 if booked else wait
 
+    def book(self, sender: str, per_second: float, cost: int = 1, max_wait: float = 60.0) -> tuple[bool, float]:
+        """Book the earliest slot for `cost` units from `sender`: (True, seconds until it) — the caller
+        sends then (telline.sms.send_pool) — or (False, seconds until it), booking nothing, when it is
+        more than `max_wait` away."""
+        return self._try(sender, per_second, cost, max_wait=max_wait)
+
+    def peek(self, sender: str, per_second: float, cost: int = 1) -> float:
+        """Seconds until the earliest slot for `cost` units from `sender`, booking nothing."""
+        return self._try(sender, per_second, cost, max_wait=-1.0)[1]
+
     def acquire(self, sender: str, per_second: float, cost: int = 1, timeout: float = 60.0) -> bool:
         """Block until `cost` units may be sent from `sender` without exceeding
         `per_second` in any window; record them and return True. False at once,

@@ -129,12 +129,18 @@ class TwilioGateway:
         self.account_sid = account_sid
         self.api_base_url = api_base_url
         self.not_configured = not_configured  # why nothing may be sent (see not_configured()), or None
+        self._settings = (account_sid, auth_token, api_base_url, timeout, not_configured)
         self.client = Client(account_sid, auth_token,
                              http_client=_BaseUrlHttpClient(api_base_url, timeout))
         # twilio-python imports its API modules on first use (~80 ms): do it now, in the
         # process that builds the app, not inside the first send — after a rate slot was booked,
         # and again in every forked work horse.
         self.client.api.v2010.account.messages  # noqa: B018 — the attribute access is the import
+
+    def another(self) -> TwilioGateway:
+        """A gateway of its own for another thread, to the same account: the official client keeps its
+        last request and response on itself, and its HTTP session is not meant to be shared."""
+        return TwilioGateway(*self._settings)
 
     # --- messages -------------------------------------------------------------
     def send_sms(self, *, from_: str, to: str, body: str, status_callback: str | None = None,

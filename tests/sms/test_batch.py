@@ -1,16 +1,17 @@
 """A broadcast's batch job: deliver()'s rules for every text, a few statements for the whole batch."""
 
 import datetime as dt
+import itertools
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from telline import db
-from telline.models import Line, Member, Message
-from telline.sms import batch, consent, delivery
+from telline.models import Line, Member, Message, Task
+from telline.sms import batch, consent, delivery, send_pool
 from telline.sms.broadcast import fan_out, start_broadcast
 from telline.sms.status import record_status
-from telline.twilio.gateway import gateway
 from tests.sms.conftest import add_member, run_jobs, scheduled_count
 
 
@@ -57,8 +58,9 @@ def test_a_batch_costs_a_few_statements_not_a_few_per_text(app, session, group, 
     finally:
         sa.event.remove(engine, "before_cursor_execute", counting)
     work = [s for s in statements if s.lstrip().split()[0].upper() in ("SELECT", "UPDATE", "INSERT", "DELETE")]
-    # read rows, lines, members; claim; write SIDs; look for early callbacks (deliver(): 8 a text)
-    assert len(work) <= 6, work
+    # read rows, lines, members; claim the chunk; write the SIDs and look for early callbacks as the
+    # answers come and once all are in (deliver(): 8 a text)
+    assert len(work) <= 8, work
     assert len(standin.messages_sent()) == 40
 
 
@@ -72,25 +74,28 @@ def test_a_number_that_opted_out_is_refused_by_the_claim_itself(app, session, gr
     assert (refused.status, refused.error_message) == ("refused", "the number opted out")
 
 
-def test_on_a_slow_line_consent_is_checked_just_before_each_send(app, session, group, line, standin):
-    line.sms_rate = 2  # a chunk is half a second of the rate: one text
+def test_on_a_slow_line_consent_is_checked_just_before_each_send(app, session, group, line, standin,
+                                                                monkeypatch):
+    line.sms_rate = 1  # a chunk is half a second of the rate: one text, claimed when its slot is near
     session.commit()
     members, ids = broadcast_rows(session, group, 3)
-    send = gateway().send_sms
+    claim, claimed_at = batch._claim, {}
 
-    def send_then_third_member_stops(**kw):
-        sent = send(**kw)
-        if kw["to"] == members[0].phone:  # while the first text is on its way, the third member texts STOP
+    def claim_then_third_member_stops(session_, chunk):
+        claimed_at[chunk[0].id] = time.time()
+        got = claim(session_, chunk)
+        if chunk[0].id == ids[1]:  # the second text is claimed: now the third member texts STOP
             consent.record(session, members[2].phone, consent.OPT_OUT, "keyword")
             session.commit()
-        return sent
+        return got
 
-    gateway().send_sms = send_then_third_member_stops
-    try:
-        assert batch.deliver_batch(ids) == {"queued": 2, "refused": 1}
-    finally:
-        del gateway().send_sms
-    assert [m["to"] for m in standin.messages_sent()] == [members[0].phone, members[1].phone]
+    monkeypatch.setattr(batch, "_claim", claim_then_third_member_stops)
+    assert batch.deliver_batch(ids) == {"queued": 2, "refused": 1}
+    sent = standin.requests(method="POST", path_suffix="Messages.json")
+    assert [r.get("To") for r in sent] == [members[0].phone, members[1].phone]
+    # the second text waited a second for its slot; it was claimed (consent checked) within AHEAD of it
+    assert 0.9 < sent[1].time - sent[0].time < 1.2
+    assert sent[1].time - claimed_at[ids[1]] <= batch.AHEAD + 0.1
 
 
 def test_a_text_claimed_by_another_job_is_not_sent_twice(app, session, group, standin):
@@ -101,16 +106,35 @@ def test_a_text_claimed_by_another_job_is_not_sent_twice(app, session, group, st
     assert len(standin.messages_sent()) == 2 and scheduled_count() == 1  # the batch looks again later
 
 
-def test_quiet_hours_and_flagged_numbers_take_delivers_own_path(app, session, group, standin):
-    members, ids = broadcast_rows(session, group, 4)
+def test_quiet_hours_defer_a_batchs_texts_together_and_they_go_as_a_batch_when_they_end(
+        app, session, group, standin, monkeypatch):
+    members, ids = broadcast_rows(session, group, 5)
     night = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     group.quiet_start, group.quiet_end = (night - dt.timedelta(hours=1)).time(), (night + dt.timedelta(hours=1)).time()
     members[1].timezone = "UTC"
     members[3].sms_status = "landline"
+    members[4].timezone = "Pacific/Kiritimati"  # UTC+14: its quiet hours are long over
     session.commit()
-    assert batch.deliver_batch(ids) == {"deferred": 3, "refused": 1}
-    assert standin.messages_sent() == []
-    assert [m.status for m in rows(session, ids)] == ["deferred", "deferred", "deferred", "refused"]
+    before = set(session.scalars(sa.select(Task.id)))
+    assert batch.deliver_batch(ids) == {"deferred": 3, "refused": 1, "queued": 1}
+    assert [m["to"] for m in standin.messages_sent()] == [members[4].phone]
+    deferred = rows(session, ids)
+    assert [m.status for m in deferred] == ["deferred", "deferred", "deferred", "refused", "queued"]
+    later = session.scalars(sa.select(Task).where(Task.id.not_in(before))).all()
+    # one batch job for the three, when quiet hours end (not a job a text)
+    assert [(t.func, t.args) for t in later] == [("telline.sms.batch:deliver_batch", [ids[:3]])]
+    assert abs(later[0].due_at - deferred[0].send_after) < dt.timedelta(seconds=1)
+    assert deferred[0].send_after.time().replace(microsecond=0) == group.quiet_end.replace(microsecond=0)
+
+    group.quiet_start = group.quiet_end = dt.time(0, 0)  # the morning has come
+    session.commit()
+    for m in deferred[:3]:
+        m.send_after = dt.datetime.now(dt.UTC)
+    session.commit()
+    sends = []
+    monkeypatch.setattr(delivery, "attempt", lambda message_id: sends.append(message_id))  # not one by one
+    assert batch.deliver_batch(later[0].args[0]) == {"queued": 3}
+    assert sends == [] and len(standin.messages_sent()) == 4
 
 
 class TestTwilioErrorsMidChunk:
@@ -143,36 +167,90 @@ class TestTwilioErrorsMidChunk:
         assert {m.twilio_sid for m in rows(session, ids)} == {m["sid"] for m in sent}
 
 
-def test_when_the_line_is_busy_the_chunk_goes_back_unsent(app, session, group, line, standin, monkeypatch):
+def test_when_the_line_is_busy_the_chunk_goes_to_the_next_job_unsent(app, session, group, line, standin,
+                                                                    monkeypatch):
     line.sms_rate = 10
     session.commit()
     _, ids = broadcast_rows(session, group, 4)
     for _ in range(10):  # another worker has booked this second's slots
         assert delivery.limiter().acquire(line.phone_number, 10, timeout=0)
-    monkeypatch.setattr(delivery, "RATE_WAIT", 0.0)
+    monkeypatch.setattr(batch, "JOB_SECONDS", 0.2)  # sooner than the line's next slot
+    before = set(session.scalars(sa.select(Task.id)))
     assert batch.deliver_batch(ids) == {"pending": 4}
     assert [(m.status, m.attempts) for m in rows(session, ids)] == [("pending", 0)] * 4
-    assert standin.messages_sent() == [] and scheduled_count() == 4
-    monkeypatch.setattr(delivery, "RATE_WAIT", 30.0)
+    assert standin.messages_sent() == []
+    later = session.scalars(sa.select(Task).where(Task.id.not_in(before))).all()
+    assert [t.args for t in later] == [[ids]]  # one job for all four, when the line has room
+    time.sleep(0.6)
     run_jobs(app, scheduled=True)
     assert [m.status for m in rows(session, ids)] == ["queued"] * 4
+    assert len(standin.messages_sent()) == 4
 
 
-def test_a_status_callback_that_beats_the_batch_is_applied(app, session, group, standin):
+def test_a_status_callback_that_beats_the_batch_is_applied(app, session, group, standin, monkeypatch):
     _, ids = broadcast_rows(session, group, 3)
-    send = gateway().send_sms
+    record = batch._record
 
-    def send_and_deliver_at_once(**kw):
-        sent = send(**kw)
-        record_status(session, sent.sid, "delivered", None)  # Twilio's callback, before the SID is written
-        return sent
+    def callbacks_first(session_, handed):
+        for h in handed:  # Twilio's callback, in between its answer and the SID written
+            record_status(session, h["twilio_sid"], "delivered", None)
+        record(session_, handed)
 
-    gateway().send_sms = send_and_deliver_at_once
-    try:
-        batch.deliver_batch(ids)
-    finally:
-        del gateway().send_sms
+    monkeypatch.setattr(batch, "_record", callbacks_first)
+    batch.deliver_batch(ids)
     assert [m.status for m in rows(session, ids)] == ["delivered"] * 3
+
+
+def test_several_texts_are_in_flight_at_once(app, session, group, standin):
+    """Twilio takes ~0.2 s to answer: one at a time, 20 texts would take 4 s."""
+    _, ids = broadcast_rows(session, group, 20)
+    standin.delay(0.2, method="POST", path_suffix="Messages.json", times=None)
+    started = time.monotonic()
+    assert batch.deliver_batch(ids) == {"queued": 20}
+    assert time.monotonic() - started < 1.5
+    assert sorted(m.twilio_sid for m in rows(session, ids)) == sorted(m["sid"] for m in standin.messages_sent())
+
+
+def test_a_job_sends_for_a_few_seconds_and_hands_the_rest_to_the_next(app, session, group, line, standin,
+                                                                      monkeypatch):
+    line.sms_rate = 10
+    session.commit()
+    _, ids = broadcast_rows(session, group, 25)
+    monkeypatch.setattr(batch, "JOB_SECONDS", 0.5)
+    before = set(session.scalars(sa.select(Task.id)))
+    started = time.monotonic()
+    tally = batch.deliver_batch(ids)
+    assert time.monotonic() - started < 1.0  # then the worker is free for urgent work
+    sent = len(standin.messages_sent())
+    assert 5 <= sent <= 11 and tally == {"queued": sent, "pending": 25 - sent}
+    unsent = [m.id for m in rows(session, ids) if m.status == "pending"]
+    assert len(unsent) == 25 - sent and all(m.attempts == 0 for m in rows(session, unsent))
+    later = session.scalars(sa.select(Task).where(Task.id.not_in(before))).all()
+    assert [t.args for t in later] == [[unsent]]
+    monkeypatch.setattr(batch, "JOB_SECONDS", 10)
+    run_jobs(app, scheduled=True)
+    assert [m.status for m in rows(session, ids)] == ["queued"] * 25
+    assert sorted(m["to"] for m in standin.messages_sent()) == sorted(m.to_number for m in rows(session, ids))
+
+
+def test_a_thread_that_wakes_late_books_a_new_slot_rather_than_send_late(app, session, group, line, standin,
+                                                                         monkeypatch):
+    line.sms_rate = 1  # slots at 0, 1.03 and 2.06 s
+    session.commit()
+    _, ids = broadcast_rows(session, group, 3)
+    pool, stalled = send_pool.pool(), []
+
+    def stall_once(seconds):  # the machine stalls the thread waiting for the second slot by a second
+        late = 1.0 if seconds > 0.2 and not stalled else 0.0
+        stalled.append(late)
+        time.sleep(seconds + late)
+
+    monkeypatch.setattr(pool, "_sleep", stall_once)
+    assert batch.deliver_batch(ids) == {"queued": 3}
+    sent = sorted(r.time for r in standin.requests(method="POST", path_suffix="Messages.json"))
+    # sent late, the second text would have gone 30 ms before the third: two in one second
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 1.0
+    assert pool.rebooked == 1
 
 
 @pytest.mark.parametrize("rate,unit,segments,size", [(100, "messages", 1, 50), (100, "segments", 3, 16),

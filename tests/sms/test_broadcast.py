@@ -19,7 +19,7 @@ def members(session, group, n, start=100000):
 
 def test_every_opted_in_member_gets_it_once(app, session, group, line, standin, monkeypatch):
     monkeypatch.setattr(broadcast_module, "BATCH_MAX", 20)
-    everyone = members(session, group, 2 * batch_size(line, 1) + 7)  # three jobs
+    everyone = members(session, group, 2 * batch_size(line.sms_rate, line.sms_rate_unit, 1) + 7)  # three jobs
     stopped = everyone[3]
     consent.record(session, stopped.phone, consent.OPT_OUT, "keyword")
     never_asked = add_member(session, group, "+447911999001", opted_in=False)
@@ -38,9 +38,9 @@ def test_every_opted_in_member_gets_it_once(app, session, group, line, standin, 
 
 
 @pytest.mark.parametrize("rate,unit,body,size,timeout", [
-    (1, "segments", "short", 10, 200),            # a long code: ten seconds' worth a job
-    (3, "segments", "é" * 100, 30, 240),          # GSM-7, one segment: 3 texts/s
-    (3, "segments", "ê" * 100, 15, 210),          # UCS-2, two segments: 1.5 texts/s
+    (1, "segments", "short", 3, 186),             # a long code: three seconds' worth a job
+    (3, "segments", "é" * 100, 9, 198),           # GSM-7, one segment: 3 texts/s
+    (3, "segments", "ê" * 100, 4, 188),           # UCS-2, two segments: 1.5 texts/s
     (100, "messages", "ê" * 100, BATCH_MAX, 180 + 2 * BATCH_MAX),  # a short code: capped
 ], ids=["long-code", "gsm7-3-per-s", "ucs2-3-per-s", "short-code"])
 def test_a_broadcast_is_cut_into_jobs_the_lines_rate_can_send_in_time(app, session, group, line, rate, unit,

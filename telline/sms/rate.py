@@ -37,12 +37,13 @@ log = logging.getLogger(__name__)
 # (Redis's clock) and the moment the worker really calls Twilio. 50/s then runs at
 # 50 per 1.03 s = 48.5/s under backlog.
 GUARD = 0.03
+CLOCK_EVERY = 60.0  # seconds between two readings of Redis's clock against this process's
 
 # KEYS[1]: the sender's send times (Redis clock, seconds), newest first; may hold
 #          future times (booked slots), never more than `amount` entries.
 # ARGV: amount, window (s, guard included), cost, max_wait (s).
-# Returns {1, wait} when booked (send in `wait` s), {0, wait} when the earliest
-# slot is further away than max_wait (nothing booked).
+# Returns {1, wait, at} when booked (send in `wait` s, at `at` on Redis's clock), {0, wait, at}
+# when the earliest slot is further away than max_wait (nothing booked).
 _BOOK = """
 local amount, window, cost, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
@@ -55,7 +56,7 @@ local newest = redis.call('LINDEX', KEYS[1], 0)
 if newest then at = math.max(at, tonumber(newest)) end  -- after every slot already booked
 local blocking = redis.call('LINDEX', KEYS[1], amount - first)
 if blocking then at = math.max(at, tonumber(blocking) + window) end  -- room for `first` in (at - window, at]
-if at - now > max_wait then return {0, tostring(at - now)} end
+if at - now > max_wait then return {0, tostring(at - now), tostring(at)} end
 local left, slot = cost, at
 while left > 0 do
     for _ = 1, math.min(left, amount) do redis.call('LPUSH', KEYS[1], string.format('%.6f', slot)) end
@@ -64,7 +65,7 @@ while left > 0 do
 end
 redis.call('LTRIM', KEYS[1], 0, amount - 1)
 redis.call('PEXPIRE', KEYS[1], math.ceil((slot - now) * 1000))  -- gone once its last window has passed
-return {1, tostring(at - now)}
+return {1, tostring(at - now), tostring(at)}
 """
 
 
@@ -90,14 +91,16 @@ class SenderRateLimiter:
     """`connection` is the app's (telline.job_queues.queues().connection); any redis.Redis works."""
 
     def __init__(self, connection: redis.Redis, prefix: str = "telline:rate", guard: float = GUARD):
+        self._connection = connection
         self._book = connection.register_script(_BOOK)
         self.prefix, self.guard = prefix, guard
+        self._offset: tuple[float, float] | None = None  # (Redis clock − monotonic, when measured)
 
     def try_acquire(self, sender: str, per_second: float, cost: int = 1) -> float:
         """0.0 and recorded if `cost` units may go now; else the seconds until they
         could (nothing recorded; slots booked meanwhile by `acquire()` come first)."""
         booked, wait = self._try(sender, per_second, cost, max_wait=0.0)
-        return 0.0 if booked else wait
+        return 0.0 if booked else max(wait, 0.001)
 
     def book(self, sender: str, per_second: float, cost: int = 1, max_wait: float = 60.0) -> tuple[bool, float]:
         """Book the earliest slot for `cost` units from `sender`: (True, seconds until it) — the caller
@@ -107,7 +110,7 @@ class SenderRateLimiter:
 
     def peek(self, sender: str, per_second: float, cost: int = 1) -> float:
         """Seconds until the earliest slot for `cost` units from `sender`, booking nothing."""
-        return self._try(sender, per_second, cost, max_wait=-1.0)[1]
+        return max(self._try(sender, per_second, cost, max_wait=-1.0)[1], 0.0)
 
     def acquire(self, sender: str, per_second: float, cost: int = 1, timeout: float = 60.0) -> bool:
         """Block until `cost` units may be sent from `sender` without exceeding
@@ -125,14 +128,36 @@ class SenderRateLimiter:
             log.warning("send rate: no slot in time", extra={
                 "sender": mask(sender), "per_second": per_second, "cost": cost, "wait": round(wait, 3)})
             return False
-        time.sleep(wait)  # the slot is ours: no need to ask again
+        time.sleep(max(wait, 0.0))  # the slot is ours: no need to ask again
         return True
 
     def _try(self, sender: str, per_second: float, cost: int, max_wait: float) -> tuple[bool, float]:
+        """(booked, seconds from now until the slot by this process's clock: negative when the answer
+        took so long to come back that the slot has passed)."""
         if not (isinstance(cost, int) and cost >= 1):
             raise ValueError(f"cost must be a whole number ≥ 1, not {cost!r}")
         amount, seconds = window(per_second)
         # The line's own Twilio number, not a member's: fine in a key, masked in logs.
-        booked, wait = self._book(keys=[f"{self.prefix}:{sender}"],
-                                  args=[amount, seconds + self.guard, cost, max_wait])
-        return bool(booked), float(wait)
+        booked, _, at = self._book(keys=[f"{self.prefix}:{sender}"],
+                                   args=[amount, seconds + self.guard, cost, max_wait])
+        # From the slot itself (Redis's clock), not from "wait" counted from when Redis ran the script:
+        # the answer's way back (a busy process may take tens of ms to read it) must not push the send
+        # later than its slot, by a different amount each time.
+        return bool(booked), float(at) - self._redis_minus_monotonic() - time.monotonic()
+
+    def _redis_minus_monotonic(self) -> float:
+        """Redis's clock minus this process's monotonic clock, measured over the quickest of a few
+        round trips, and again every CLOCK_EVERY seconds (either clock may drift)."""
+        now = time.monotonic()
+        if self._offset is None or now - self._offset[1] > CLOCK_EVERY:
+            best: tuple[float, float] | None = None  # (round trip, offset)
+            for _ in range(3):
+                before = time.monotonic()
+                sec, usec = self._connection.time()
+                after = time.monotonic()
+                offset = sec + usec / 1e6 - (before + after) / 2
+                if best is None or after - before < best[0]:
+                    best = (after - before, offset)
+            assert best is not None
+            self._offset = (best[1], now)
+        return self._offset[0]

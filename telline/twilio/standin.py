@@ -732,6 +732,10 @@ class StandInControl(_FaultMethods):
 
 
 class _Handler(WSGIRequestHandler):
+    # Keep-alive, as Twilio's API has: a client sends one request after another on one connection, and
+    # a send is not a new connection (and a new thread here) each time.
+    protocol_version = "HTTP/1.1"
+
     def log(self, type: str, message: str, *args) -> None:  # through logging, not straight to stderr
         log.log(logging.INFO if type == "info" else logging.WARNING, message, *args)
 

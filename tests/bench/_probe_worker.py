@@ -1,8 +1,8 @@
 """`telline worker`, with diagnostic variants swapped in (BENCH_VARIANT, comma-separated):
 
 - guardNN: the rate limiter's guard band is NN ms instead of telline.sms.rate.GUARD.
-- lagprobe: note, per send, the rate slot booked (Redis clock), when the worker calls
-           Twilio, and when it got the answer, in the Redis list bench:lag (JSON), so the
+- lagprobe: note, per send in a batch, the rate slot booked (Redis clock), when the worker's
+           send thread calls Twilio, and when it got the answer, in the Redis list bench:lag (JSON), so the
            benchmark can say where the time between a slot and the stand-in went.
 
 Used only by the benchmarks: `python tests/bench/_probe_worker.py worker [--simple]`.
@@ -29,28 +29,30 @@ if "lagprobe" in variant:
     import threading
     import time
 
-    from telline.sms import rate
+    import redis
+
+    from telline.sms import send_pool
     from telline.twilio import gateway as gateway_module
 
-    _last = threading.local()
-    _try = rate.SenderRateLimiter._try
+    _slots: dict[str, float] = {}  # To → its booked slot, this machine's clock (Redis's here)
+    _lock = threading.Lock()
+    _probes = redis.Redis.from_url(os.environ["TELLINE_REDIS_URL"])  # the pool's threads have no app context
+    _send_at = send_pool.SendPool.send_at
 
-    def probed_try(self, sender, per_second, cost, max_wait):
-        booked, wait = _try(self, sender, per_second, cost, max_wait)
-        if booked:
-            _last.slot = time.time() + wait  # this machine's clock is Redis's here
-        return booked, wait
-    rate.SenderRateLimiter._try = probed_try
+    def probed_send_at(self, slot, text, rebook):
+        with _lock:
+            _slots[text.to] = time.time() + (slot - time.monotonic())
+        return _send_at(self, slot, text, rebook)
+    send_pool.SendPool.send_at = probed_send_at
     _send = gateway_module.TwilioGateway.send_sms
 
     def probed_send(self, **kwargs):
         called = time.time()
         sent = _send(self, **kwargs)
         done = time.time()
-        from telline.job_queues import queues
-        queues().connection.rpush("bench:lag", json.dumps(
-            {"to": kwargs.get("to"), "slot": getattr(_last, "slot", None), "call": called, "done": done}))
-        _last.slot = None
+        with _lock:
+            slot = _slots.pop(kwargs.get("to"), None)
+        _probes.rpush("bench:lag", json.dumps({"to": kwargs.get("to"), "slot": slot, "call": called, "done": done}))
         return sent
     gateway_module.TwilioGateway.send_sms = probed_send
 

@@ -124,6 +124,30 @@ def parse_mode(mode: str) -> tuple[bool, dict]:
     return kind == "simple", env
 
 
+def add_latency_args(parser, latency_ms: float = 200, jitter_ms: float = 50) -> None:
+    """--latency MS --jitter MS (Twilio's REST answers take 0.1-0.3 s) and --fast (0: the old mode)."""
+    parser.add_argument("--latency", type=float, default=latency_ms, metavar="MS",
+                        help=f"the stand-in answers each API request after this many ms (default {latency_ms:g})")
+    parser.add_argument("--jitter", type=float, default=jitter_ms, metavar="MS",
+                        help=f"± this many ms, uniformly (default {jitter_ms:g})")
+    parser.add_argument("--fast", action="store_true",
+                        help="the stand-in answers at once (latency and jitter 0): the benchmarks' old mode")
+
+
+def latency_of(args) -> tuple[float, float]:
+    """(latency, jitter) in seconds, from add_latency_args' options."""
+    if args.fast:
+        return 0.0, 0.0
+    if not (0 <= args.latency <= 60_000 and 0 <= args.jitter <= 60_000):
+        raise SystemExit("--latency and --jitter are milliseconds from 0 to 60000")
+    return args.latency / 1000, args.jitter / 1000
+
+
+def describe_latency(latency: float, jitter: float) -> str:
+    return f"stand-in latency {latency * 1e3:.0f} ± {jitter * 1e3:.0f} ms" if latency or jitter \
+        else "stand-in answering at once (--fast)"
+
+
 def flush_redis(redis_url: str) -> redis.Redis:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
@@ -136,16 +160,22 @@ class StandInProcess:
 
     quiet=True runs the same serve() with logging at WARNING instead of INFO: the module's
     CLI logs one line per request to stderr, which is stand-in CPU that is not Twilio's.
+    latency, jitter: seconds each API answer waits (Twilio's REST latency; see the stand-in);
+    auto_status: statuses each message moves through, each a signed callback to telline.
     """
 
-    def __init__(self, quiet: bool = True):
+    def __init__(self, quiet: bool = True, latency: float = 0.0, jitter: float = 0.0,
+                 auto_status: tuple[str, ...] = ()):
+        self.latency, self.jitter = latency, jitter
         if quiet:
             code = ("import logging; logging.basicConfig(level=logging.WARNING); "
                     "from telline.twilio.standin import serve; "
-                    f"serve('127.0.0.1', 0, {AUTH_TOKEN!r})")
+                    f"serve('127.0.0.1', 0, {AUTH_TOKEN!r}, auto_status={tuple(auto_status)!r}, "
+                    f"latency={latency!r}, jitter={jitter!r})")
             argv = [PYTHON, "-c", code]
         else:
-            argv = [PYTHON, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN]
+            argv = [PYTHON, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN,
+                    "--latency", str(latency), "--jitter", str(jitter), "--auto-status", ",".join(auto_status)]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         match = re.search(r"http://\S+", line)

@@ -199,17 +199,19 @@ class StandInProcess:
 
 
 class Workers:
-    """n `python -m telline worker [--simple]` subprocesses (extra_env BENCH_VARIANT: see _probe_worker.py)."""
+    """n `python -m telline worker [--simple] [--queues Q]` subprocesses (extra_env BENCH_VARIANT: see
+    _probe_worker.py)."""
 
     def __init__(self, n: int, database_url: str, redis_url: str, standin_url: str, simple: bool = False,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, queues: str | None = None):
         env = dict(os.environ, TELLINE_DATABASE_URL=database_url, TELLINE_REDIS_URL=redis_url,
                    TWILIO_API_BASE_URL=standin_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                    TELLINE_SECRET_KEY=SECRET_KEY, TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
         variant = (extra_env or {}).get("BENCH_VARIANT")
         # a variant runs the same CLI through tests/bench/_probe_worker.py, which swaps things in first
         argv = ([PYTHON, str(Path(__file__).with_name("_probe_worker.py"))] if variant
-                else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else [])
+                else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else []) \
+            + (["--queues", queues] if queues else [])
         self.redis_url = redis_url
         self.logs = [tempfile.TemporaryFile() for _ in range(n)]
         self.procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -326,6 +328,40 @@ def proc_cpu(pid: int, children: bool = True) -> float:
         return 0.0
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return (utime + stime + ((cutime + cstime) if children else 0)) / TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children, their children…, alive now."""
+    out, todo = [], [pid]
+    while todo:
+        for task in _listdir(f"/proc/{todo.pop()}/task"):
+            try:
+                with open(f"{task}/children") as f:
+                    kids = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return [f"{path}/{entry}" for entry in os.listdir(path)]
+    except OSError:
+        return []
+
+
+def peak_memory(pid: int) -> int | None:
+    """VmHWM (peak resident set) in kB, None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def pids_named(name: str) -> list[int]:

@@ -144,7 +144,11 @@ def cron_command(sweep_every):
 @click.option("--port", default=8099, show_default=True, type=int, help="0: any free port (printed)")
 @click.option("--auto-status", default="", metavar="STATUS,…",
               help="Move each new message through these statuses, e.g. sent,delivered.")
-def standin_command(host, port, auto_status):
+@click.option("--latency", default=0.0, show_default=True, type=click.FloatRange(0, 60), metavar="SECONDS",
+              help="Answer each API request after this long (Twilio's own: 0.1-0.3 s).")
+@click.option("--jitter", default=0.0, show_default=True, type=click.FloatRange(0, 60), metavar="SECONDS",
+              help="Spread the latency uniformly by this much either way.")
+def standin_command(host, port, auto_status, latency, jitter):
     """A local stand-in for Twilio's REST API, for tests and demos.
 
     Point TWILIO_API_BASE_URL at the URL it prints. It checks requests against, and signs
@@ -152,7 +156,7 @@ def standin_command(host, port, auto_status):
     from telline.twilio.standin import serve
     settings = _settings()
     serve(host, port, settings.twilio_auth_token, settings.twilio_account_sid,
-          [s for s in auto_status.split(",") if s])
+          [s for s in auto_status.split(",") if s], latency, jitter)
 
 
 @cli.group("db")

@@ -5,6 +5,16 @@ memory, answers in Twilio's JSON shapes and error codes, records every API reque
 told to misbehave (refuse, answer slowly, act and then drop the connection) and sends
 signed message status callbacks.
 
+Latency: every REST API request (not the /_standin/ control API) can be answered only after
+a delay drawn uniformly from [latency - jitter, latency + jitter] (never below 0), as
+Twilio's real API takes 0.1-0.3 s. The request is recorded, and acted on, when it arrives
+(its `time` is what Twilio would meter); the delay comes after, without holding the lock,
+so concurrent requests overlap rather than queue (the server runs a thread per
+connection). An injected fault's delay adds to it. Default 0: tests stay fast. Set it with
+StandIn(..., latency=0.2, jitter=0.05), serve(..., latency=, jitter=), `--latency 0.2
+--jitter 0.05` on the command line, or at run time with set_latency() (StandInControl too:
+POST /_standin/config {"latency": 0.2, "jitter": 0.05}); reset() restores the one it started with.
+
 Conferences behave as Twilio's do, whoever changes them — a call's TwiML (incoming_call,
 enter_conference, hang_up: what a call simulator drives) or the REST API (mute, kick, end):
 a conference waits ("init") until a participant with startConferenceOnEnter arrives, ends
@@ -14,7 +24,7 @@ statusCallback its first participant asked for, for the events it asked for. Cal
 out from a thread as they happen, or, with hold_callbacks, wait for deliver_callbacks().
 
 In a thread:   with StandIn("token") as standin: ... standin.url ...
-As a process:  python -m telline.twilio.standin --port 8099 --auth-token X
+As a process:  python -m telline.twilio.standin --port 8099 --auth-token X [--latency 0.2 --jitter 0.05]
                then steered from elsewhere through /_standin/... (StandInControl).
 """
 
@@ -29,6 +39,7 @@ import json
 import logging
 import math
 import queue
+import random
 import re
 import secrets
 import signal
@@ -84,6 +95,19 @@ _GSM7 = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'(
          "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _GSM7_EXTENSION = "\f^{}\\[~]|€"  # two septets each
 _RECORDED_HEADERS = ("Content-Type", "User-Agent", "Accept", "X-Twilio-Client")
+MAX_LATENCY = 60.0  # seconds; more is a mistake (a client's read timeout fires long before)
+
+
+def check_latency(latency: Any, jitter: Any = 0.0) -> tuple[float, float]:
+    """(latency, jitter) as floats, or ValueError saying what is wrong: each a number of seconds,
+    0 to MAX_LATENCY. A jitter above the latency is allowed (the draw is clamped at 0)."""
+    checked = []
+    for name, value in (("latency", latency), ("jitter", jitter)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not 0 <= value <= MAX_LATENCY:
+            raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_LATENCY:g}, not {value!r}")
+        checked.append(float(value))
+    return checked[0], checked[1]
 
 
 @dataclasses.dataclass
@@ -162,12 +186,15 @@ class StandIn(_FaultMethods):
     account_sid None accepts any account whose SID is the Basic user name.
     auto_status: statuses each new message moves through, with callbacks, e.g. ("sent", "delivered").
     clock: what time it is for conference callbacks' Timestamp (a zone-aware datetime; default: now).
+    latency, jitter: seconds each API answer waits, drawn from [latency - jitter, latency + jitter]
+    (clamped at 0), after the request is recorded and acted on (see the module's docstring).
     """
 
     def __init__(self, auth_token: str, *, account_sid: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0, auto_status=(), clock=None):
+                 port: int = 0, auto_status=(), clock=None, latency: float = 0.0, jitter: float = 0.0):
         self.auth_token, self.account_sid, self.host, self.port = auth_token, account_sid, host, port
         self._initial_auto_status = tuple(auto_status)
+        self._initial_latency = check_latency(latency, jitter)
         self._initial_clock = clock or _utcnow
         self._lock = threading.Lock()  # guards all the state; nothing slow runs under it
         self._wake = threading.Event()  # injected delays sleep on it: set, it cuts them short
@@ -209,8 +236,8 @@ class StandIn(_FaultMethods):
         self.stop()
 
     def reset(self) -> None:
-        """Forget every resource, request, fault and held callback; restore auto_status, clock and
-        hold_callbacks; cut pending delays short."""
+        """Forget every resource, request, fault and held callback; restore auto_status, clock,
+        hold_callbacks and latency; cut pending delays (latency too) short."""
         with self._lock:
             self._requests: list[RecordedRequest] = []
             self._faults: list[Fault] = []
@@ -227,6 +254,7 @@ class StandIn(_FaultMethods):
             self._held: list[tuple[str, dict]] = []  # callbacks waiting for deliver_callbacks()
             self._sent: list[dict] = []  # callbacks POSTed, and the answer
             self.auto_status = self._initial_auto_status
+            self.latency, self.jitter = self._initial_latency
             self.clock = self._initial_clock
             self.hold_callbacks = False
             self._cut_delays()
@@ -258,6 +286,22 @@ class StandIn(_FaultMethods):
 
     def set_auto_status(self, *statuses: str) -> None:
         self.auto_status = statuses
+
+    def set_latency(self, latency: float, jitter: float = 0.0) -> None:
+        """From the next request on, answer after [latency - jitter, latency + jitter] seconds (≥ 0)."""
+        latency, jitter = check_latency(latency, jitter)
+        with self._lock:
+            self.latency, self.jitter = latency, jitter
+
+    def config(self) -> dict:
+        with self._lock:
+            return {"auto_status": list(self.auto_status), "latency": self.latency, "jitter": self.jitter}
+
+    def _draw_latency(self) -> float:
+        # under the lock: latency and jitter change together
+        if not self.jitter:
+            return self.latency
+        return max(0.0, random.uniform(self.latency - self.jitter, self.latency + self.jitter))
 
     def send_status(self, sid: str, status: str, error_code: int | None = None) -> int | None:
         """Move a message to `status` and POST the signed status callback Twilio would, if one was asked.
@@ -430,8 +474,9 @@ class StandIn(_FaultMethods):
             except _ApiError as exc:
                 response = exc.response()
             wake = self._wake
-        if fault and fault.delay:
-            wake.wait(fault.delay)
+            delay = self._draw_latency() + (fault.delay if fault else 0.0)
+        if delay > 0:  # Twilio's own latency, and an injected delay on top; reset() and stop() cut it short
+            wake.wait(delay)
         if fault and fault.drop:  # Werkzeug's write then fails on the closed socket, and it gives up quietly
             request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         else:
@@ -691,8 +736,26 @@ class StandIn(_FaultMethods):
         except requests.RequestException as exc:
             return _json({"error": f"status callback not delivered: {exc}"}, 502)
 
+    def _ctl_config_get(self, request):
+        return _json(self.config())
+
     def _ctl_config_post(self, request):
-        self.set_auto_status(*request.get_json().get("auto_status", ()))
+        """Any of auto_status (a list of statuses), latency and jitter (seconds); what is left out stays."""
+        asked = request.get_json(silent=True)
+        if not isinstance(asked, dict):
+            return _json({"error": "expected a JSON object with auto_status, latency or jitter"}, 400)
+        unknown = set(asked) - {"auto_status", "latency", "jitter"}
+        if unknown:
+            return _json({"error": f"unknown settings {sorted(unknown)}: auto_status, latency, jitter"}, 400)
+        statuses = asked.get("auto_status", self.auto_status)
+        if not isinstance(statuses, (list, tuple)) or not all(isinstance(x, str) for x in statuses):
+            return _json({"error": f"auto_status must be a list of statuses, not {statuses!r}"}, 400)
+        try:
+            latency, jitter = check_latency(asked.get("latency", self.latency), asked.get("jitter", self.jitter))
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        self.set_auto_status(*statuses)
+        self.set_latency(latency, jitter)
         return Response(status=204)
 
 
@@ -704,6 +767,8 @@ class StandInControl(_FaultMethods):
 
     def _call(self, method: str, path: str, **kwargs):
         answer = requests.request(method, f"{self.base_url}/_standin/{path}", timeout=self.timeout, **kwargs)
+        if answer.status_code == 400:  # a setting the stand-in refused: its sentence, as in-process
+            raise ValueError(answer.json().get("error", answer.text))
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
@@ -725,6 +790,12 @@ class StandInControl(_FaultMethods):
 
     def set_auto_status(self, *statuses: str) -> None:
         self._call("POST", "config", json={"auto_status": statuses})
+
+    def set_latency(self, latency: float, jitter: float = 0.0) -> None:
+        self._call("POST", "config", json={"latency": latency, "jitter": jitter})
+
+    def config(self) -> dict:
+        return self._call("GET", "config")
 
     def send_status(self, sid: str, status: str, error_code: int | None = None) -> int | None:
         body = {"status": status, "error_code": error_code}
@@ -835,11 +906,13 @@ def _sent_within(message: dict, args) -> bool:
 
 # --- as a process ---------------------------------------------------------------------
 def serve(host: str = "127.0.0.1", port: int = 8099, auth_token: str = "", account_sid: str | None = None,
-          auto_status=()) -> None:
+          auto_status=(), latency: float = 0.0, jitter: float = 0.0) -> None:
     """Serve a stand-in until Ctrl-C or SIGTERM. Prints its URL first, for whoever started it."""
+    check_latency(latency, jitter)  # before the signal handler and the socket: a bad value is one sentence
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
-    with StandIn(auth_token, account_sid=account_sid, host=host, port=port, auto_status=auto_status) as standin:
+    with StandIn(auth_token, account_sid=account_sid, host=host, port=port, auto_status=auto_status,
+                 latency=latency, jitter=jitter) as standin:
         print(f"Twilio stand-in listening on {standin.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
@@ -854,9 +927,18 @@ def main(argv=None) -> None:
     parser.add_argument("--account-sid", help="accept only this account (default: any)")
     parser.add_argument("--auto-status", default="", metavar="STATUS,...",
                         help="move each new message through these statuses, e.g. sent,delivered")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="answer each API request after this long (Twilio's: 0.1-0.3 s; default 0)")
+    parser.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS",
+                        help="spread the latency uniformly by this much either way (default 0)")
     args = parser.parse_args(argv)
+    try:
+        check_latency(args.latency, args.jitter)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(args.host, args.port, args.auth_token, args.account_sid, [s for s in args.auto_status.split(",") if s])
+    serve(args.host, args.port, args.auth_token, args.account_sid, [s for s in args.auto_status.split(",") if s],
+          args.latency, args.jitter)
 
 
 if __name__ == "__main__":

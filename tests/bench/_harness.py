@@ -124,6 +124,30 @@ def parse_mode(mode: str) -> tuple[bool, dict]:
     return kind == "simple", env
 
 
+def add_latency_args(parser, latency_ms: float = 200, jitter_ms: float = 50) -> None:
+    """--latency MS --jitter MS (Twilio's REST answers take 0.1-0.3 s) and --fast (0: the old mode)."""
+    parser.add_argument("--latency", type=float, default=latency_ms, metavar="MS",
+                        help=f"the stand-in answers each API request after this many ms (default {latency_ms:g})")
+    parser.add_argument("--jitter", type=float, default=jitter_ms, metavar="MS",
+                        help=f"± this many ms, uniformly (default {jitter_ms:g})")
+    parser.add_argument("--fast", action="store_true",
+                        help="the stand-in answers at once (latency and jitter 0): the benchmarks' old mode")
+
+
+def latency_of(args) -> tuple[float, float]:
+    """(latency, jitter) in seconds, from add_latency_args' options."""
+    if args.fast:
+        return 0.0, 0.0
+    if not (0 <= args.latency <= 60_000 and 0 <= args.jitter <= 60_000):
+        raise SystemExit("--latency and --jitter are milliseconds from 0 to 60000")
+    return args.latency / 1000, args.jitter / 1000
+
+
+def describe_latency(latency: float, jitter: float) -> str:
+    return f"stand-in latency {latency * 1e3:.0f} ± {jitter * 1e3:.0f} ms" if latency or jitter \
+        else "stand-in answering at once (--fast)"
+
+
 def flush_redis(redis_url: str) -> redis.Redis:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
@@ -136,16 +160,22 @@ class StandInProcess:
 
     quiet=True runs the same serve() with logging at WARNING instead of INFO: the module's
     CLI logs one line per request to stderr, which is stand-in CPU that is not Twilio's.
+    latency, jitter: seconds each API answer waits (Twilio's REST latency; see the stand-in);
+    auto_status: statuses each message moves through, each a signed callback to telline.
     """
 
-    def __init__(self, quiet: bool = True):
+    def __init__(self, quiet: bool = True, latency: float = 0.0, jitter: float = 0.0,
+                 auto_status: tuple[str, ...] = ()):
+        self.latency, self.jitter = latency, jitter
         if quiet:
             code = ("import logging; logging.basicConfig(level=logging.WARNING); "
                     "from telline.twilio.standin import serve; "
-                    f"serve('127.0.0.1', 0, {AUTH_TOKEN!r})")
+                    f"serve('127.0.0.1', 0, {AUTH_TOKEN!r}, auto_status={tuple(auto_status)!r}, "
+                    f"latency={latency!r}, jitter={jitter!r})")
             argv = [PYTHON, "-c", code]
         else:
-            argv = [PYTHON, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN]
+            argv = [PYTHON, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN,
+                    "--latency", str(latency), "--jitter", str(jitter), "--auto-status", ",".join(auto_status)]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         match = re.search(r"http://\S+", line)
@@ -169,17 +199,19 @@ class StandInProcess:
 
 
 class Workers:
-    """n `python -m telline worker [--simple]` subprocesses (extra_env BENCH_VARIANT: see _probe_worker.py)."""
+    """n `python -m telline worker [--simple] [--queues Q]` subprocesses (extra_env BENCH_VARIANT: see
+    _probe_worker.py)."""
 
     def __init__(self, n: int, database_url: str, redis_url: str, standin_url: str, simple: bool = False,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, queues: str | None = None):
         env = dict(os.environ, TELLINE_DATABASE_URL=database_url, TELLINE_REDIS_URL=redis_url,
                    TWILIO_API_BASE_URL=standin_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                    TELLINE_SECRET_KEY=SECRET_KEY, TELLINE_LOG_LEVEL="WARNING", **(extra_env or {}))
         variant = (extra_env or {}).get("BENCH_VARIANT")
         # a variant runs the same CLI through tests/bench/_probe_worker.py, which swaps things in first
         argv = ([PYTHON, str(Path(__file__).with_name("_probe_worker.py"))] if variant
-                else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else [])
+                else [PYTHON, "-m", "telline"]) + ["worker"] + (["--simple"] if simple else []) \
+            + (["--queues", queues] if queues else [])
         self.redis_url = redis_url
         self.logs = [tempfile.TemporaryFile() for _ in range(n)]
         self.procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -296,6 +328,40 @@ def proc_cpu(pid: int, children: bool = True) -> float:
         return 0.0
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return (utime + stime + ((cutime + cstime) if children else 0)) / TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children, their children…, alive now."""
+    out, todo = [], [pid]
+    while todo:
+        for task in _listdir(f"/proc/{todo.pop()}/task"):
+            try:
+                with open(f"{task}/children") as f:
+                    kids = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return [f"{path}/{entry}" for entry in os.listdir(path)]
+    except OSError:
+        return []
+
+
+def peak_memory(pid: int) -> int | None:
+    """VmHWM (peak resident set) in kB, None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def pids_named(name: str) -> list[int]:

@@ -3,6 +3,13 @@
     .venv/bin/python tests/bench/bench_broadcast_fanout.py [--db postgres|sqlite|both]
         [--modes fork,simple] [--members 10000] [--workers 2]
         [--baseline-messages 10000] [--redis-url redis://127.0.0.1:6379/11]
+        [--latency 200 --jitter 50 | --fast]
+
+The stand-in answers each API request after --latency ± --jitter ms (default 200 ± 50, as
+Twilio's REST API; times are its receive times); --fast answers at once, as this bench ran
+before. With the latency, both the pipeline and the 2-process baseline send ~5 texts/s per
+process until sends run concurrently: 10,000 texts then take ~15 minutes a mode and as long for
+each baseline — use e.g. --members 1000 --baseline-messages 1000 for a first look.
 
 Set-up per database (a fresh one: a new PostgreSQL database, or a new SQLite file):
 a group without quiet hours, its line at 10,000 msg/s (the limiter is not the
@@ -36,6 +43,7 @@ import time
 
 import _harness as h
 import sqlalchemy as sa
+from rq.job import Job
 
 BODY = "Bench: this week's meeting moves to Thursday 7pm, same number. Reply STOP to opt out."
 DONE = ("pending", "submitting", "retrying", "deferred")  # statuses still on their way
@@ -48,34 +56,26 @@ def run_broadcast(app, standin: h.StandInProcess, workers: h.Workers, group_id: 
     from telline.job_queues import queues
     from telline.models import Message
     from telline.sms.broadcast import start_broadcast
+    from telline.tasks import _PENDING as _PENDING_TASKS
 
     with app.app_context():
         session = db.session()
-        bulk = queues()["bulk"]
-        captured = []
-        original = bulk.enqueue
-
-        def capture(*args, **kwargs):
-            job = original(*args, **kwargs)
-            captured.append(job)
-            return job
-
         standin.control.reset()
-        bulk.enqueue = capture  # the after-commit hook calls target.enqueue(): note the fan_out job
         cpu = h.CpuMeter(standin=[standin.proc.pid], workers=workers.pids)
         t0 = time.time()
         broadcast = start_broadcast(session, group_id=group_id, body=BODY)
+        # the fan_out task's job, sent at commit (telline.tasks): its id is known before
+        (send,) = session.info[_PENDING_TASKS]
         session.commit()
         t_commit = time.time()
-        del bulk.enqueue
-        (job,) = captured
+        job = Job.fetch(send.job_id, connection=queues().connection)
         while (status := job.get_status(refresh=True)) not in ("finished", "failed"):
             time.sleep(0.002)
         t_seen = time.time()
         if status != "finished":
             raise RuntimeError(f"fan_out failed:\n{job.latest_result().exc_string}")
         job.refresh()
-        fanned = job.return_value()
+        fanned = job.return_value()  # tasks.run returns what fan_out did
         started, ended = job.started_at.timestamp(), job.ended_at.timestamp()
 
         # (b): wait for every message to be handed over
@@ -126,6 +126,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline-messages", type=int, default=10_000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    h.add_latency_args(parser)
     parser.add_argument("--loud-standin", action="store_true",
                         help="run the stand-in's own CLI (logs every request at INFO) instead of quietly")
     parser.add_argument("--timeout", type=float, default=900)
@@ -134,9 +135,11 @@ def main() -> int:
     kinds = ("postgres", "sqlite") if args.db == "both" else (args.db,)
 
     ok = True
-    standin = h.StandInProcess(quiet=not args.loud_standin)
+    latency, jitter = h.latency_of(args)
+    standin = h.StandInProcess(quiet=not args.loud_standin, latency=latency, jitter=jitter)
     try:
-        print(f"stand-in at {standin.url} (pid {standin.proc.pid}); {args.workers} workers; "
+        print(f"stand-in at {standin.url} (pid {standin.proc.pid}), {h.describe_latency(latency, jitter)}; "
+              f"{args.workers} workers; "
               f"{args.members} members; redis {args.redis_url}", flush=True)
         for kind in kinds:
             with h.fresh_database(kind) as url:

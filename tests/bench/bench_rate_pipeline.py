@@ -2,7 +2,13 @@
 
     .venv/bin/python tests/bench/bench_rate_pipeline.py [--db postgres|sqlite] [--modes fork,simple]
         [--jobs batch,single] [--rate 50] [--messages 1000] [--workers 2]
-        [--redis-url redis://127.0.0.1:6379/11]
+        [--redis-url redis://127.0.0.1:6379/11] [--latency 200 --jitter 50 | --fast]
+
+The stand-in answers each API request after --latency ± --jitter ms (default 200 ± 50, as
+Twilio's REST API; its recorded times stay the receive times); --fast answers at once, as
+this bench ran before. At 200 ms a worker that sends one text at a time hands over about 5
+texts/s, so 2 workers cannot keep a 50/s line busy: a run then takes ~100 s and misses the
+mean-rate target (what issue 10 is about).
 
 Each run gets its own group and line (sms_rate = --rate messages/s, no quiet hours)
 and --messages opted-in members, in a fresh database; the stand-in runs as its own
@@ -163,6 +169,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    h.add_latency_args(parser)
     parser.add_argument("--show-worker-output", action="store_true")
     parser.add_argument("--enqueue-as-is", action="store_true",
                         help="jobs=single: let send_text enqueue (shows jobs sent before the commit)")
@@ -171,10 +178,11 @@ def main() -> int:
             for j in args.jobs.split(",") if j.strip()]
 
     ok = True
-    standin = h.StandInProcess()
+    latency, jitter = h.latency_of(args)
+    standin = h.StandInProcess(latency=latency, jitter=jitter)
     try:
-        print(f"stand-in at {standin.url}; {args.workers} workers; {args.messages} messages at "
-              f"{args.rate}/s per run; {args.db}; redis {args.redis_url}", flush=True)
+        print(f"stand-in at {standin.url}, {h.describe_latency(latency, jitter)}; {args.workers} workers; "
+              f"{args.messages} messages at {args.rate}/s per run; {args.db}; redis {args.redis_url}", flush=True)
         with h.fresh_database(args.db) as url:
             h.flush_redis(args.redis_url)
             app = h.app_for(url, args.redis_url, standin.url)

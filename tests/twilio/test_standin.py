@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import requests
@@ -318,11 +321,18 @@ def test_the_http_control_api_steers_a_stand_in(standin, standin_gateway, receiv
 
 @pytest.mark.slow
 def test_a_stand_in_process_is_driven_over_http(tmp_path):
-    command = [sys.executable, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN]
+    command = [sys.executable, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN,
+               "--latency", "0.2", "--jitter", "0.05"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
         try:
             url = process.stdout.readline().split()[-1]
             control, gateway = StandInControl(url), gateway_at(url)
+            assert control.config()["latency"] == 0.2 and control.config()["jitter"] == 0.05
+            started = time.monotonic()
+            sms(gateway)
+            assert time.monotonic() - started >= 0.15
+            control.reset()  # the latency it was started with stays
+            assert control.config()["latency"] == 0.2
             control.drop(path_suffix="Messages.json")
             with pytest.raises(OutcomeUnknown):
                 sms(gateway)
@@ -332,3 +342,143 @@ def test_a_stand_in_process_is_driven_over_http(tmp_path):
         finally:
             process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# --- latency ------------------------------------------------------------------------
+def _post_message(url, to=MEMBER, timeout=10):
+    return requests.post(f"{url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", timeout=timeout,
+                         data={"To": to, "From": LINE, "Body": "hi"}, auth=(ACCOUNT_SID, AUTH_TOKEN))
+
+
+def test_an_answer_waits_the_latency_after_the_request_is_recorded_and_acted_on():
+    with StandIn(AUTH_TOKEN, latency=0.4, jitter=0.1) as slow:
+        seen_while_waiting = []
+
+        def look():  # the request sleeps without the lock: the stand-in answers this meanwhile
+            time.sleep(0.15)
+            seen_while_waiting.append(([m["to"] for m in slow.messages_sent()], [r.status for r in slow.requests()]))
+        looker = threading.Thread(target=look)
+        looker.start()
+        sent = time.time()
+        answer = _post_message(slow.url)
+        answered = time.time()
+        looker.join()
+
+        assert answer.status_code == 201
+        assert answered - sent >= 0.3
+        [request] = slow.requests()
+        assert sent <= request.time <= sent + 0.1  # when it arrived: what Twilio meters
+        assert request.status == 201
+        assert seen_while_waiting == [([MEMBER], [None])]  # created at once; its answer still pending
+
+
+def test_the_control_api_is_not_delayed():
+    with StandIn(AUTH_TOKEN, latency=1.0) as slow:
+        control = StandInControl(slow.url)
+        started = time.monotonic()
+        control.requests()
+        control.messages_sent()
+        control.config()
+        assert time.monotonic() - started < 0.5
+
+
+def test_concurrent_requests_overlap_instead_of_queueing():
+    """The werkzeug server runs a thread per connection: 120 requests sleeping at once all end
+    about one latency after they started, not 120 latencies."""
+    latency, n = 1.0, 120
+    with StandIn(AUTH_TOKEN, latency=latency) as slow:
+        barrier, took, statuses = threading.Barrier(n + 1), [], []
+
+        def one(k):
+            barrier.wait()
+            started = time.monotonic()
+            statuses.append(_post_message(slow.url, to=f"+1617555{k:04d}").status_code)
+            took.append(time.monotonic() - started)
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        started = time.monotonic()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - started
+
+        assert statuses == [201] * n
+        assert min(took) >= latency - 0.01
+        assert wall < 5 * latency, f"{n} requests took {wall:.2f} s: they queued"
+        times = sorted(r.time for r in slow.requests())
+        # received before the first one's answer went: each still sleeping then, all at once
+        held = sum(t < times[0] + latency for t in times)
+        assert held >= 100, f"only {held} requests slept at once"
+
+
+def test_latencies_are_drawn_within_the_jitter_and_never_below_zero():
+    with StandIn(AUTH_TOKEN, latency=0.2, jitter=0.05) as standin:
+        draws = [standin._draw_latency() for _ in range(2000)]
+        assert 0.15 <= min(draws) < 0.16 and 0.24 < max(draws) <= 0.25
+        assert 0.19 < sum(draws) / len(draws) < 0.21
+        standin.set_latency(0.02, 0.05)  # a jitter wider than the latency is clamped at 0
+        draws = [standin._draw_latency() for _ in range(2000)]
+        assert min(draws) == 0.0 and max(draws) <= 0.07
+
+
+def test_an_injected_delay_comes_on_top_of_the_latency():
+    with StandIn(AUTH_TOKEN, latency=0.2) as slow:
+        slow.delay(0.3, path_suffix="Messages.json")
+        started = time.monotonic()
+        assert _post_message(slow.url).status_code == 201
+        assert time.monotonic() - started >= 0.5
+
+
+def test_latency_is_set_at_run_time_through_the_control_api_and_reset_restores_it(standin):
+    control = StandInControl(standin.url)
+    control.set_auto_status("sent")
+    control.set_latency(0.3, 0.05)
+    assert control.config() == {"auto_status": ["sent"], "latency": 0.3, "jitter": 0.05}  # one leaves the other
+    started = time.monotonic()
+    assert _post_message(standin.url).status_code == 201
+    assert time.monotonic() - started >= 0.25
+
+    control.reset()
+    assert control.config() == {"auto_status": [], "latency": 0.0, "jitter": 0.0}
+    started = time.monotonic()
+    _post_message(standin.url)
+    assert time.monotonic() - started < 0.2
+
+
+def test_reset_cuts_a_sleeping_answer_short():
+    with StandIn(AUTH_TOKEN, latency=30) as slow:
+        threading.Timer(0.3, slow.reset).start()
+        started = time.monotonic()
+        _post_message(slow.url)
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("latency, jitter", [(-0.1, 0), (0.2, -1), (float("nan"), 0), (float("inf"), 0),
+                                             (61, 0), ("fast", 0), (True, 0), (None, 0)])
+def test_bad_latencies_are_refused_with_a_sentence(standin, latency, jitter):
+    name = "jitter" if latency == 0.2 else "latency"
+    with pytest.raises(ValueError, match=f"{name} must be a number of seconds from 0 to 60"):
+        StandIn(AUTH_TOKEN, latency=latency, jitter=jitter)
+    with pytest.raises(ValueError, match=f"{name} must be a number of seconds"):
+        standin.set_latency(latency, jitter)
+    if isinstance(latency, float) and not math.isfinite(latency):
+        return  # JSON has no NaN or infinity
+    with pytest.raises(ValueError, match=f"{name} must be a number of seconds"):
+        StandInControl(standin.url).set_latency(latency, jitter)
+    assert standin.config()["latency"] == 0.0
+
+
+def test_the_config_endpoint_refuses_what_it_does_not_know(standin):
+    base = f"{standin.url}/_standin/config"
+    for body in ({"latencee": 0.2}, {"auto_status": "sent"}, [0.2]):
+        answer = requests.post(base, json=body, timeout=5)
+        assert answer.status_code == 400 and answer.json()["error"]
+    assert standin.config() == {"auto_status": [], "latency": 0.0, "jitter": 0.0}
+
+
+def test_the_command_line_refuses_a_bad_latency():
+    command = [sys.executable, "-m", "telline.twilio.standin", "--port", "0", "--auth-token", AUTH_TOKEN,
+               "--latency", "-0.2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "latency must be a number of seconds from 0 to 60" in done.stderr

@@ -42,7 +42,7 @@ class Settings:
     queue_prefix: str
     # Texts a worker has in flight at once (telline.sms.send_pool): Twilio answers a send in 0.1–0.3 s,
     # so a line of N texts/s needs about N × 0.3 across its workers (see the README, Throughput).
-    send_threads: int = 16
+    send_threads: int = 32
     # TELLINE_ENV=production: treat this instance as a deployment even without the other signs of one
     # (an https public URL, PostgreSQL) — see deployed_because.
     declared_production: bool = False
@@ -99,7 +99,7 @@ def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike[
         "log_format": get("TELLINE_LOG_FORMAT", "json"),
         "log_level": get("TELLINE_LOG_LEVEL", "INFO"),
         "queue_prefix": get("TELLINE_QUEUE_PREFIX", ""),
-        "send_threads": get("TELLINE_SEND_THREADS", "16"),
+        "send_threads": get("TELLINE_SEND_THREADS", "32"),
         "declared_production": get("TELLINE_ENV", ""),
         "testing": False,
     }

@@ -18,7 +18,7 @@ seconds only so it has no guard band (measured: 51–53 sends in one second at
 50/s with 3–4 workers, because the moment a worker sends drifts by a few ms after
 the moment it was counted), and refuses a cost above the window for ever.
 Here time is Redis's (`TIME`) and every window is GUARD seconds longer than the
-rate says, which absorbs that drift at a cost of ~3 % throughput.
+rate says, which absorbs that drift at a cost of ~5 % throughput.
 """
 
 from __future__ import annotations
@@ -33,19 +33,24 @@ from telline.phone import mask
 
 log = logging.getLogger(__name__)
 
-# Added to every window: covers the few ms between the moment a slot is booked
-# (Redis's clock) and the moment the worker really calls Twilio. 50/s then runs at
-# 50 per 1.03 s = 48.5/s under backlog.
-GUARD = 0.03
+# Added to every window: covers how much later than its slot one request reaches Twilio than
+# another: a send thread may start up to send_pool.LATE (15 ms) after its slot, and the request's
+# way there varies by a few ms more, tens on a busy machine (tests/bench/bench_rate_pipeline.py
+# +lagprobe: p99 17–20 ms from call to stand-in with 32 threads at 200 ms latency). 30 ms let a
+# 1-s window reach 101–105 on a 100/s line; 50 ms kept it at 100. 100/s then runs at 100 per
+# 1.05 s = 95/s under backlog.
+GUARD = 0.05
 CLOCK_EVERY = 60.0  # seconds between two readings of Redis's clock against this process's
 
 # KEYS[1]: the sender's send times (Redis clock, seconds), newest first; may hold
 #          future times (booked slots), never more than `amount` entries.
-# ARGV: amount, window (s, guard included), cost, max_wait (s).
+# ARGV: amount, window (s, guard included), cost, max_wait (s), spacing (s: at least this long
+#       after the newest slot; 0 lets a window's worth go at once).
 # Returns {1, wait, at} when booked (send in `wait` s, at `at` on Redis's clock), {0, wait, at}
 # when the earliest slot is further away than max_wait (nothing booked).
 _BOOK = """
 local amount, window, cost, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local spacing = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 -- A cost above the amount fills consecutive windows, `amount` units each; the
@@ -53,7 +58,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local first = math.min(cost, amount)
 local at = now
 local newest = redis.call('LINDEX', KEYS[1], 0)
-if newest then at = math.max(at, tonumber(newest)) end  -- after every slot already booked
+if newest then at = math.max(at, tonumber(newest) + spacing) end  -- after every slot already booked
 local blocking = redis.call('LINDEX', KEYS[1], amount - first)
 if blocking then at = math.max(at, tonumber(blocking) + window) end  -- room for `first` in (at - window, at]
 if at - now > max_wait then return {0, tostring(at - now), tostring(at)} end
@@ -103,14 +108,19 @@ class SenderRateLimiter:
         return 0.0 if booked else max(wait, 0.001)
 
     def book(self, sender: str, per_second: float, cost: int = 1, max_wait: float = 60.0) -> tuple[bool, float]:
-        """Book the earliest slot for `cost` units from `sender`: (True, seconds until it) — the caller
-        sends then (telline.sms.send_pool) — or (False, seconds until it), booking nothing, when it is
-        more than `max_wait` away."""
-        return self._try(sender, per_second, cost, max_wait=max_wait)
+        """Book the earliest paced slot for `cost` units from `sender`: (True, seconds until it) — the
+        caller sends then (telline.sms.send_pool) — or (False, seconds until it), booking nothing,
+        when it is more than `max_wait` away.
+
+        Paced: each slot comes at least cost / rate after the one before, so a backlog goes out
+        evenly (a text every 10 ms at 100/s) rather than as a window's worth at once every window:
+        a burst of simultaneous requests reaches Twilio spread by however long each takes to get
+        there, and a spread of more than GUARD puts one window over the rate."""
+        return self._try(sender, per_second, cost, max_wait=max_wait, paced=True)
 
     def peek(self, sender: str, per_second: float, cost: int = 1) -> float:
-        """Seconds until the earliest slot for `cost` units from `sender`, booking nothing."""
-        return max(self._try(sender, per_second, cost, max_wait=-1.0)[1], 0.0)
+        """Seconds until the earliest paced slot for `cost` units from `sender`, booking nothing."""
+        return max(self._try(sender, per_second, cost, max_wait=-1.0, paced=True)[1], 0.0)
 
     def acquire(self, sender: str, per_second: float, cost: int = 1, timeout: float = 60.0) -> bool:
         """Block until `cost` units may be sent from `sender` without exceeding
@@ -131,15 +141,17 @@ class SenderRateLimiter:
         time.sleep(max(wait, 0.0))  # the slot is ours: no need to ask again
         return True
 
-    def _try(self, sender: str, per_second: float, cost: int, max_wait: float) -> tuple[bool, float]:
+    def _try(self, sender: str, per_second: float, cost: int, max_wait: float,
+             paced: bool = False) -> tuple[bool, float]:
         """(booked, seconds from now until the slot by this process's clock: negative when the answer
         took so long to come back that the slot has passed)."""
         if not (isinstance(cost, int) and cost >= 1):
             raise ValueError(f"cost must be a whole number ≥ 1, not {cost!r}")
         amount, seconds = window(per_second)
         # The line's own Twilio number, not a member's: fine in a key, masked in logs.
+        spacing = min(cost, amount) * (seconds + self.guard) / amount if paced else 0.0
         booked, _, at = self._book(keys=[f"{self.prefix}:{sender}"],
-                                   args=[amount, seconds + self.guard, cost, max_wait])
+                                   args=[amount, seconds + self.guard, cost, max_wait, spacing])
         # From the slot itself (Redis's clock), not from "wait" counted from when Redis ran the script:
         # the answer's way back (a busy process may take tens of ms to read it) must not push the send
         # later than its slot, by a different amount each time.

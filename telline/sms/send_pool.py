@@ -32,7 +32,7 @@ from flask import Flask, current_app
 from telline.twilio.gateway import SentMessage, TwilioGateway, gateway
 
 EXTENSION = "telline.send_pool"
-# A thread that wakes this long after its slot books a new one; rate.GUARD (30 ms) is left to cover
+# A thread that wakes this long after its slot books a new one; rate.GUARD (50 ms) is left to cover
 # the way from here to Twilio.
 LATE = 0.015
 

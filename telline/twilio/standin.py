@@ -457,7 +457,8 @@ class StandIn(_FaultMethods):
         record = RecordedRequest(request.method, request.path, list(request.args.items(multi=True)),
                                  list(request.form.items(multi=True)),
                                  {k: request.headers[k] for k in _RECORDED_HEADERS if k in request.headers},
-                                 auth.username if auth else None, time.time())
+                                 auth.username if auth else None,
+                                 request.environ.get("standin.received_at") or time.time())
         fault = None
         with self._lock:
             self._requests.append(record)
@@ -806,6 +807,17 @@ class _Handler(WSGIRequestHandler):
     # Keep-alive, as Twilio's API has: a client sends one request after another on one connection, and
     # a send is not a new connection (and a new thread here) each time.
     protocol_version = "HTTP/1.1"
+
+    def parse_request(self) -> bool:
+        # The moment the request line came in, before headers and form are parsed: when Twilio would
+        # meter it (a busy stand-in may take a few ms more to get to _api).
+        self.received_at = time.time()
+        return bool(super().parse_request())
+
+    def make_environ(self) -> dict:
+        environ = super().make_environ()
+        environ["standin.received_at"] = getattr(self, "received_at", None)
+        return environ
 
     def log(self, type: str, message: str, *args) -> None:  # through logging, not straight to stderr
         log.log(logging.INFO if type == "info" else logging.WARNING, message, *args)

@@ -4,6 +4,7 @@ which carry a prefix of their own: other runs may share the database)."""
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import multiprocessing
 import statistics
@@ -164,3 +165,30 @@ def test_processes_sharing_a_sender_never_exceed_its_rate_and_fill_it(conn, rate
     # has passed, so send i follows send i - RATE by about a second (plus GUARD).
     filled = RATE / statistics.fmean(b - a for a, b in zip(sent, sent[RATE:], strict=False))
     assert filled >= 0.95 * RATE, (len(sent), filled)
+
+
+def test_booked_slots_are_paced_a_text_every_window_over_the_rate(limiter):
+    """A batch's slots (book) come evenly, not a window's worth at once: a burst of simultaneous
+    requests would reach Twilio spread by their own delays, and some window over the rate."""
+    waits = [limiter.book(SHORT_CODE, 100)[1] for _ in range(5)]
+    step = (1 + GUARD) / 100
+    assert waits[0] == pytest.approx(0.0, abs=0.005)
+    assert [b - a for a, b in itertools.pairwise(waits)] == [pytest.approx(step, abs=0.003)] * 4
+    assert limiter.peek(SHORT_CODE, 100) == pytest.approx(waits[-1] + step, abs=0.005)  # nothing booked
+    assert limiter.book(SHORT_CODE, 100)[1] == pytest.approx(waits[-1] + step, abs=0.005)
+
+
+def test_a_slot_is_counted_from_redis_clock_not_from_when_the_answer_was_read(limiter, monkeypatch):
+    """A process that reads Redis's answer late (busy) still sends at the slot Redis booked, not
+    that much later: the wait it is given is shorter by the delay."""
+    book = limiter._book
+
+    def slow_reader(**kw):
+        answer = book(**kw)
+        time.sleep(0.2)
+        return answer
+
+    limiter.book(SHORT_CODE, 1)  # the next slot is a window away
+    monkeypatch.setattr(limiter, "_book", slow_reader)
+    booked, wait = limiter.book(SHORT_CODE, 1)
+    assert booked and wait == pytest.approx(SECOND - 0.2, abs=0.05)

@@ -54,7 +54,7 @@ from telline.twilio.gateway import OutcomeUnknown, SentMessage, TwilioError
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 0.5  # texts claimed together: this much of the line's rate
-AHEAD = 0.5  # a slot is booked (and its chunk claimed) at most this long before it comes
+AHEAD = 0.25  # a slot is booked (and its chunk claimed) at most this long before it comes
 JOB_SECONDS = 3.0  # a job books sends for this long, then hands the rest to a new job
 
 

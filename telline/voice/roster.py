@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.util import identity_key
 
-from telline import phone
+from telline import db, phone
 from telline.dedupe import first_time
 from telline.models import (
     Announcement,
@@ -34,6 +34,7 @@ from telline.models import (
     Member,
     OccurrenceStatus,
     Role,
+    WebhookKey,
     utcnow,
 )
 from telline.tasks import enqueue_after_commit
@@ -84,11 +85,16 @@ def apply(session: Session, event: ConferenceEvent) -> Applied:
     conference) unless a host or coordinator ended it (telline.voice.moderation.end_meeting).
 
     Participant callbacks — every caller brings at least one, all at a meeting's start — are a few
-    statements of their own (_participant_event), on both databases; a conference's start and end
-    (once per conference) go through the ORM."""
-    if not first_time(session, f"conf:{event.conference_sid}:{event.sequence}"):
-        return "duplicate"
+    statements of their own (_participant_event), on PostgreSQL one (_participant_in_one_statement)
+    when nothing else has to happen; a conference's start and end (once per conference) go through
+    the ORM."""
     at = event.at
+    if event.kind.startswith("participant-") and event.call_sid and session.get_bind().dialect.name == "postgresql":
+        done = _participant_in_one_statement(session, event, at)
+        if done is not None:
+            return done
+    if not first_time(session, _key(event)):
+        return "duplicate"
     names = {"conference_sid": event.conference_sid, "friendly_name": event.friendly_name}
     if event.kind in ("conference-start", "conference-end"):
         occurrence = session.scalar(sa.select(MeetingOccurrence).where(_OF_THIS_CONFERENCE), names)
@@ -193,15 +199,45 @@ def _participant_event(session: Session, meeting: MeetingRow, event: ConferenceE
         first_join = session.connection().execute(_JOINED_BEFORE, {
             "conference_sid": event.conference_sid, "call_sid": event.call_sid}).first() is None
     participant_id = session.connection().execute(_upsert_participant(session.get_bind().dialect.name), {
-        "conference_sid": event.conference_sid, "call_sid": event.call_sid, "occurrence_id": meeting.id,
-        "member_id": meeting.member_id, "as_role": meeting.role or "member",
-        "joined": at if kind == "join" else None, "left": at if kind == "leave" else None,
-        "sequence": event.sequence, "now_muted": _flag(event.muted, kind, _SETS_MUTED),
-        "now_on_hold": _flag(event.hold, kind, _SETS_HOLD)}).scalar_one()
+        **_told(event, at), "occurrence_id": meeting.id, "member_id": meeting.member_id,
+        "as_role": meeting.role or "member"}).scalar_one()
     _forget(session, ConferenceParticipant, participant_id)
     if first_join:
         from telline.voice.moderation import announce_name_job
         enqueue_after_commit(session, announce_name_job, meeting.call_id, queue="urgent")
+
+
+def _key(event: ConferenceEvent) -> str:
+    return f"conf:{event.conference_sid}:{event.sequence}"
+
+
+def _told(event: ConferenceEvent, at: dt.datetime) -> dict[str, object]:
+    """What a participant callback says, as the parameters of _participant_row()."""
+    kind = event.kind.removeprefix("participant-")
+    return {"conference_sid": event.conference_sid, "call_sid": event.call_sid,
+            "joined": at if kind == "join" else None, "left": at if kind == "leave" else None,
+            "sequence": event.sequence, "now_muted": _flag(event.muted, kind, _SETS_MUTED),
+            "now_on_hold": _flag(event.hold, kind, _SETS_HOLD)}
+
+
+def _participant_in_one_statement(session: Session, event: ConferenceEvent, at: dt.datetime) -> Applied | None:
+    """PostgreSQL: the callback's key and the participant's row (the same rule as _participant_event)
+    in one durable statement (_one_statement, on db.durable_statement_connection), when that is all it takes — the
+    meeting has its running conference, and no name is to be played for this join. None, having
+    written nothing, for anything else (an unknown conference, callers waiting for a host, a
+    recorded name), which apply() then handles in full."""
+    with db.durable_statement_connection(session) as connection:
+        done = connection.execute(_one_statement(), {
+            **_told(event, at), "friendly_name": event.friendly_name, "webhook_key": _key(event),
+            "now": utcnow(), "is_join": event.kind == "participant-join"}).one()
+    if done.occurrence_id is None or not done.simple:
+        return None
+    if session.in_transaction():  # the session's own connection served (tests' one transaction)
+        session.commit()
+    if done.participant_id is None:
+        return "duplicate"
+    _forget(session, ConferenceParticipant, done.participant_id)
+    return "applied"
 
 
 # The participant callbacks' statements, built once: a meeting's start brings every caller at once.
@@ -237,33 +273,70 @@ def _latest(kept: InstrumentedAttribute[dt.datetime | None],
     return sa.case((sa.and_(told.is_not(None), sa.or_(kept.is_(None), told > kept)), told), else_=kept)
 
 
-@functools.cache
-def _upsert_participant(dialect: str) -> sa.Executable:
-    """THE rule for a participant's row, one statement on either database: a callback for a call not
-    seen in this conference yet writes its row (its member and role from the call); one for a row
-    there already keeps the earliest join and the latest leave, whatever order they came in, and
-    takes its flags only if it is newer (SequenceNumber) than the last one applied to that row."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    muted = sa.bindparam("now_muted", type_=sa.Boolean)
-    on_hold = sa.bindparam("now_on_hold", type_=sa.Boolean)
-    joined = sa.bindparam("joined", type_=ConferenceParticipant.joined_at.type)
-    left = sa.bindparam("left", type_=ConferenceParticipant.left_at.type)
-    sequence = sa.bindparam("sequence", type_=sa.Integer)
-    row = insert(ConferenceParticipant).values(
-        conference_sid=sa.bindparam("conference_sid"), call_sid=sa.bindparam("call_sid"),
-        occurrence_id=sa.bindparam("occurrence_id"), member_id=sa.bindparam("member_id", type_=sa.Integer),
-        role=sa.bindparam("as_role"), muted=sa.func.coalesce(muted, sa.false()),
-        on_hold=sa.func.coalesce(on_hold, sa.false()), hand_raised=sa.false(), last_sequence=sequence,
-        joined_at=joined, left_at=left)
+_MUTED = sa.bindparam("now_muted", type_=sa.Boolean)  # None: the callback says nothing of it
+_ON_HOLD = sa.bindparam("now_on_hold", type_=sa.Boolean)
+_JOINED = sa.bindparam("joined", type_=ConferenceParticipant.joined_at.type)  # None: not a join
+_LEFT = sa.bindparam("left", type_=ConferenceParticipant.left_at.type)  # None: not a leave
+_SEQUENCE = sa.bindparam("sequence", type_=sa.Integer)
+
+
+def _participant_row(occurrence_id: sa.ColumnElement[int], member_id: sa.ColumnElement[int | None],
+                     role: sa.ColumnElement[str]) -> dict[str, sa.ColumnElement[Any]]:
+    """A participant's row as the callback would write it for a call not seen in this conference yet
+    (its meeting, member and role given: from parameters, or from the statement's own reading)."""
+    return {"conference_sid": sa.bindparam("conference_sid", type_=ConferenceParticipant.conference_sid.type),
+            "call_sid": sa.bindparam("call_sid", type_=ConferenceParticipant.call_sid.type),
+            "occurrence_id": occurrence_id, "member_id": member_id, "role": role,
+            "muted": sa.func.coalesce(_MUTED, sa.false()), "on_hold": sa.func.coalesce(_ON_HOLD, sa.false()),
+            "hand_raised": sa.false(), "last_sequence": _SEQUENCE, "joined_at": _JOINED, "left_at": _LEFT}
+
+
+def _keep_or_update(row: postgresql.Insert | sqlite.Insert) -> postgresql.Insert | sqlite.Insert:
+    """THE rule for a participant's row, whatever order the callbacks come in: a callback for a call
+    not seen in this conference yet writes its row (_participant_row); one for a row there already
+    keeps the earliest join and the latest leave, and takes its flags only if it is newer
+    (SequenceNumber) than the last one applied to that row."""
     p = ConferenceParticipant
-    newer = sequence > sa.func.coalesce(p.last_sequence, -1)
+    newer = _SEQUENCE > sa.func.coalesce(p.last_sequence, -1)
     return row.on_conflict_do_update(
         index_elements=[p.conference_sid, p.call_sid],
-        set_={"joined_at": _earliest(p.joined_at, joined), "left_at": _latest(p.left_at, left),
-              "last_sequence": sa.case((newer, sequence), else_=p.last_sequence),
-              "muted": sa.case((sa.and_(newer, muted.is_not(None)), muted), else_=p.muted),
-              "on_hold": sa.case((sa.and_(newer, on_hold.is_not(None)), on_hold), else_=p.on_hold)},
-    ).returning(p.id)
+        set_={"joined_at": _earliest(p.joined_at, _JOINED), "left_at": _latest(p.left_at, _LEFT),
+              "last_sequence": sa.case((newer, _SEQUENCE), else_=p.last_sequence),
+              "muted": sa.case((sa.and_(newer, _MUTED.is_not(None)), _MUTED), else_=p.muted),
+              "on_hold": sa.case((sa.and_(newer, _ON_HOLD.is_not(None)), _ON_HOLD), else_=p.on_hold)})
+
+
+@functools.cache
+def _upsert_participant(dialect: str) -> sa.Executable:
+    """The participant's row, one statement on either database (_keep_or_update)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    row = insert(ConferenceParticipant).values(_participant_row(
+        sa.bindparam("occurrence_id", type_=sa.Integer), sa.bindparam("member_id", type_=sa.Integer),
+        sa.bindparam("as_role", type_=ConferenceParticipant.role.type)))
+    return _keep_or_update(row).returning(ConferenceParticipant.id)
+
+
+@functools.cache
+def _one_statement() -> sa.Select[tuple[int | None, bool, int | None]]:
+    """PostgreSQL: apply() for a participant callback in one statement (_participant_in_one_statement).
+    Every part reads the database as it was when the statement began (one snapshot)."""
+    meeting = _MEETING_OF_EVENT.limit(1).cte("meeting")
+    simple = (sa.select(meeting.c.id, meeting.c.member_id, meeting.c.role)
+              .where(meeting.c.conference_sid.is_not(None),
+                     sa.not_(sa.and_(sa.bindparam("is_join", type_=sa.Boolean), meeting.c.named)))
+              .cte("simple"))
+    new_key = (postgresql.insert(WebhookKey).from_select(
+        ["key", "received_at"],
+        sa.select(sa.bindparam("webhook_key", type_=WebhookKey.key.type),
+                  sa.bindparam("now", type_=WebhookKey.received_at.type)).where(sa.exists(sa.select(simple.c.id))))
+        .on_conflict_do_nothing(index_elements=[WebhookKey.key]).returning(WebhookKey.key).cte("new_key"))
+    source = _participant_row(simple.c.id, simple.c.member_id, sa.func.coalesce(simple.c.role, "member"))
+    row = postgresql.insert(ConferenceParticipant).from_select(
+        list(source), sa.select(*source.values()).select_from(simple).join(new_key, sa.true()))
+    participant = _keep_or_update(row).returning(ConferenceParticipant.id).cte("participant")
+    return sa.select(sa.select(meeting.c.id).scalar_subquery().label("occurrence_id"),
+                     sa.exists(sa.select(simple.c.id)).label("simple"),
+                     sa.select(participant.c.id).scalar_subquery().label("participant_id"))
 
 
 def _present(session: Session, occurrence_id: int, conference_sid: str) -> list[ConferenceParticipant]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_meeting_surge.py [--callers 250] [--concurrency 50] [--rounds 3]
         [--workers 2] [--timeout 10] [--pg-admin postgresql://postgres@127.0.0.1:5432/test]
-        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0]
+        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0] [--with-callbacks]
         [--py-spy DIR]
 
 What it measures
@@ -48,6 +48,18 @@ Targets (from the issue)
   - telline p99 / bare p99 (per join path)                              ≤ 3
   The summary takes the median over rounds for time and ratios and the sum for errors;
   exit status 1 when telline misses a target there.
+
+--with-callbacks: each caller's path goes on with the conference status callbacks Twilio sends for
+it once it is in (POST /twilio/voice/conference, the statusCallback telline's TwiML names, with
+the fields Twilio sends, signed when sent since ParticipantLabel comes from telline's answer):
+participant-join for every caller, and for the phase's first caller — who enters the host PIN —
+conference-start after it. Each phase is a new conference (a new ConferenceSid under the meeting's
+FriendlyName), numbered in the callers' order and ended after the phase (conference-end, not
+timed), as a meeting that empties and starts again. The bare app checks their signature and
+answers 204 as telline does. After the run the roster is checked in telline's database: every
+timed caller joined and left once, the first is the host, each conference started and ended.
+Throughput is still in join paths/s (each now 3 or 4 requests).
+The peak memory (VmHWM) of each gunicorn worker is printed at the end of every run.
 
 --series-age-days N: the series' first meeting N days ago instead of today: a group that has
 met daily for years (dateutil walks a rule from its first occurrence; telline remembers the

@@ -213,6 +213,21 @@ def autocommit_connection(session: Session) -> Iterator[sa.Connection]:
         yield connection
 
 
+@contextlib.contextmanager
+def durable_statement_connection(session: Session) -> Iterator[sa.Connection]:
+    """A connection in autocommit for a request whose one database step is a single statement that
+    must be as durable as any transaction (a conference callback: nothing records it again): one
+    round trip, no BEGIN, no COMMIT, and its commit waits for the disk as usual. A connection of the
+    session's own pool, taken before the session takes one (psycopg switches autocommit on and back
+    off without a round trip). Where autocommit_connection() has no pool of its own (SQLite; the
+    tests' one transaction), the session's own connection, committed with the session."""
+    if database().autocommit_engine is None:
+        yield session.connection()
+        return
+    with database().engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
 def rows_changed(result: sa.Result[Any]) -> int:
     """How many rows an UPDATE or DELETE given to Session.execute changed. Session.execute is
     typed as returning any Result; for such a statement it is a CursorResult, which counts them."""

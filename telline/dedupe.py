@@ -7,18 +7,26 @@ back leaves the key unwritten and Twilio's retry is processed.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+import functools
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from telline.models import WebhookKey
+from telline.models import WebhookKey, utcnow
 
 
 def first_time(session: Session, key: str) -> bool:
-    if session.get(WebhookKey, key) is not None:
-        return False
-    try:
-        with session.begin_nested():  # a concurrent twin may insert first: lose gracefully
-            session.add(WebhookKey(key=key))
-    except IntegrityError:
-        return False
-    return True
+    """One statement: the key is written unless it is there. A concurrent twin that wrote it first
+    makes this one wait for its transaction, then find it (False) — or, rolled back, not (True)."""
+    written = session.connection().execute(_insert_key(session.get_bind().dialect.name),
+                                           {"webhook_key": key, "now": utcnow()}).first()
+    return written is not None
+
+
+@functools.cache
+def _insert_key(dialect: str) -> sa.Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(WebhookKey)
+            .values(key=sa.bindparam("webhook_key"), received_at=sa.bindparam("now", type_=WebhookKey.received_at.type))
+            .on_conflict_do_nothing(index_elements=[WebhookKey.key]).returning(WebhookKey.key))

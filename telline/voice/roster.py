@@ -11,16 +11,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.utils
+import functools
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm.util import identity_key
 
-from telline import phone
+from telline import db, phone
 from telline.dedupe import first_time
 from telline.models import (
     Announcement,
+    Base,
     Call,
     Conference,
     ConferenceParticipant,
@@ -30,9 +34,15 @@ from telline.models import (
     Member,
     OccurrenceStatus,
     Role,
+    WebhookKey,
     utcnow,
 )
 from telline.tasks import enqueue_after_commit
+
+if TYPE_CHECKING:
+    # A callback's meeting and call as _MEETING_OF_EVENT reads them: id, conference_sid, call_id,
+    # member_id, role, named.
+    MeetingRow = sa.Row[*tuple[Any, ...]]
 
 log = logging.getLogger(__name__)
 _EARLIEST_EVENT = dt.datetime(2008, 1, 1, tzinfo=dt.UTC)  # Twilio's first year
@@ -72,28 +82,54 @@ def apply(session: Session, event: ConferenceEvent) -> Applied:
 
     A conference that ends — its last caller left, or a host with "host leaving ends" did — ends that
     conference only: the meeting stays open for the rest of its slot (the next caller starts a new
-    conference) unless a host or coordinator ended it (telline.voice.moderation.end_meeting)."""
-    if not first_time(session, f"conf:{event.conference_sid}:{event.sequence}"):
-        return "duplicate"
-    occurrence = session.scalar(sa.select(MeetingOccurrence).where(sa.or_(
-        MeetingOccurrence.conference_sid == event.conference_sid,
-        MeetingOccurrence.conference_name == event.friendly_name)))
-    if occurrence is None:
-        session.commit()  # keep the key: a retry of an unknown conference changes nothing either
-        log.warning("callback for a conference telline does not know", extra={"event": event.kind})
-        return "unknown"
+    conference) unless a host or coordinator ended it (telline.voice.moderation.end_meeting).
+
+    Participant callbacks — every caller brings at least one, all at a meeting's start — are a few
+    statements of their own (_participant_event), on PostgreSQL one (_participant_in_one_statement)
+    when nothing else has to happen; a conference's start and end (once per conference) go through
+    the ORM."""
     at = event.at
-    if event.kind == "conference-start":
-        _conference_started(session, occurrence, event, at)
-    elif event.kind == "conference-end":
-        _conference_ended(session, occurrence, event, at)
+    if event.kind.startswith("participant-") and event.call_sid and session.get_bind().dialect.name == "postgresql":
+        done = _participant_in_one_statement(session, event, at)
+        if done is not None:
+            return done
+    if not first_time(session, _key(event)):
+        return "duplicate"
+    names = {"conference_sid": event.conference_sid, "friendly_name": event.friendly_name}
+    if event.kind in ("conference-start", "conference-end"):
+        occurrence = session.scalar(sa.select(MeetingOccurrence).where(_OF_THIS_CONFERENCE), names)
+        if occurrence is None:
+            return _unknown(session, event)
+        if event.kind == "conference-start":
+            _conference_started(session, occurrence, event, at)
+        else:
+            _conference_ended(session, occurrence, event, at)
     else:
-        if occurrence.conference_sid is None and not _is_over(session, event.conference_sid):
-            occurrence.conference_sid = event.conference_sid  # callers waiting for a host: the one running now
+        meeting = session.connection().execute(_MEETING_OF_EVENT, {**names, "call_sid": event.call_sid}).first()
+        if meeting is None:
+            return _unknown(session, event)
+        if meeting.conference_sid is None:  # callers waiting for a host: the conference running now
+            session.connection().execute(_CLAIM_CONFERENCE, {"occurrence_id": meeting.id,
+                                                             "conference_sid": event.conference_sid})
+            _forget(session, MeetingOccurrence, meeting.id)
         if event.kind.startswith("participant-") and event.call_sid:
-            _participant_event(session, occurrence, event, at)
+            _participant_event(session, meeting, event, at)
     session.commit()
     return "applied"
+
+
+def _unknown(session: Session, event: ConferenceEvent) -> Applied:
+    session.commit()  # keep the key: a retry of an unknown conference changes nothing either
+    log.warning("callback for a conference telline does not know", extra={"event": event.kind})
+    return "unknown"
+
+
+def _forget(session: Session, model: type[Base], primary_key: int) -> None:
+    """A row changed by a statement of our own, not through the ORM: an object of it this session
+    holds (a test's, a job's) is read afresh when next used."""
+    held = session.identity_map.get(identity_key(model, primary_key))
+    if held is not None:
+        session.expire(held)
 
 
 def _conference(session: Session, occurrence: MeetingOccurrence, sid: str) -> Conference:
@@ -102,11 +138,6 @@ def _conference(session: Session, occurrence: MeetingOccurrence, sid: str) -> Co
         found = Conference(sid=sid, occurrence_id=occurrence.id)
         session.add(found)
     return found
-
-
-def _is_over(session: Session, sid: str) -> bool:
-    conference = session.get(Conference, sid)
-    return conference is not None and conference.ended_at is not None
 
 
 def _conference_started(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
@@ -143,38 +174,169 @@ def _conference_ended(session: Session, occurrence: MeetingOccurrence, event: Co
             occurrence.status = OccurrenceStatus.SCHEDULED
 
 
-def _participant_event(session: Session, occurrence: MeetingOccurrence, event: ConferenceEvent,
-                       at: dt.datetime) -> None:
-    p = session.scalar(sa.select(ConferenceParticipant).where(
-        ConferenceParticipant.conference_sid == event.conference_sid,
-        ConferenceParticipant.call_sid == event.call_sid))
-    if p is None:
-        call = session.scalar(sa.select(Call).where(Call.twilio_sid == event.call_sid))
-        p = ConferenceParticipant(conference_sid=event.conference_sid, call_sid=event.call_sid,
-                                  occurrence_id=occurrence.id, member_id=call.member_id if call else None,
-                                  role=(call.role if call and call.role else "member"))
-        session.add(p)
+# A participant's flags as one callback tells them: its event (mute, unmute, hold, unhold) says more
+# than the Muted/Hold fields it carries.
+_SETS_MUTED = {"mute": True, "unmute": False}
+_SETS_HOLD = {"hold": True, "unhold": False}
+
+
+def _flag(field: str | None, kind: str, by_kind: dict[str, bool]) -> bool | None:
+    """What a callback says of a flag: None when it says nothing."""
+    if kind in by_kind:
+        return by_kind[kind]
+    return None if field is None else field.lower() == "true"
+
+
+def _participant_event(session: Session, meeting: MeetingRow, event: ConferenceEvent, at: dt.datetime) -> None:
+    """One statement (_upsert_participant) writes the participant's row or brings it up to date,
+    whatever order the callbacks come in; see the module's docstring for the rule."""
+    assert event.call_sid is not None
     kind = event.kind.removeprefix("participant-")
-    if kind == "join":
-        first_join = p.joined_at is None
-        p.joined_at = min(filter(None, (p.joined_at, at)))
-        call = session.scalar(sa.select(Call).where(Call.twilio_sid == event.call_sid))
-        if first_join and call is not None and call.name_recording_url:
-            from telline.voice.moderation import announce_name_job
-            enqueue_after_commit(session, announce_name_job, call.id, queue="urgent")
-    elif kind == "leave":
-        p.left_at = max(filter(None, (p.left_at, at)))
-    newer = event.sequence > (p.last_sequence if p.last_sequence is not None else -1)
-    if newer:
-        p.last_sequence = event.sequence
-        if event.muted is not None:
-            p.muted = event.muted.lower() == "true"
-        if event.hold is not None:
-            p.on_hold = event.hold.lower() == "true"
-        if kind in ("mute", "unmute"):
-            p.muted = kind == "mute"
-        elif kind in ("hold", "unhold"):
-            p.on_hold = kind == "hold"
+    first_join = False
+    if kind == "join" and meeting.call_id is not None and meeting.named:
+        # A caller whose first name is played to the room as they join (the record_names option):
+        # the one case that needs to know whether this join is their first.
+        first_join = session.connection().execute(_JOINED_BEFORE, {
+            "conference_sid": event.conference_sid, "call_sid": event.call_sid}).first() is None
+    participant_id = session.connection().execute(_upsert_participant(session.get_bind().dialect.name), {
+        **_told(event, at), "occurrence_id": meeting.id, "member_id": meeting.member_id,
+        "as_role": meeting.role or "member"}).scalar_one()
+    _forget(session, ConferenceParticipant, participant_id)
+    if first_join:
+        from telline.voice.moderation import announce_name_job
+        enqueue_after_commit(session, announce_name_job, meeting.call_id, queue="urgent")
+
+
+def _key(event: ConferenceEvent) -> str:
+    return f"conf:{event.conference_sid}:{event.sequence}"
+
+
+def _told(event: ConferenceEvent, at: dt.datetime) -> dict[str, object]:
+    """What a participant callback says, as the parameters of _participant_row()."""
+    kind = event.kind.removeprefix("participant-")
+    return {"conference_sid": event.conference_sid, "call_sid": event.call_sid,
+            "joined": at if kind == "join" else None, "left": at if kind == "leave" else None,
+            "sequence": event.sequence, "now_muted": _flag(event.muted, kind, _SETS_MUTED),
+            "now_on_hold": _flag(event.hold, kind, _SETS_HOLD)}
+
+
+def _participant_in_one_statement(session: Session, event: ConferenceEvent, at: dt.datetime) -> Applied | None:
+    """PostgreSQL: the callback's key and the participant's row (the same rule as _participant_event)
+    in one durable statement (_one_statement, on db.durable_statement_connection), when that is all it takes — the
+    meeting has its running conference, and no name is to be played for this join. None, having
+    written nothing, for anything else (an unknown conference, callers waiting for a host, a
+    recorded name), which apply() then handles in full."""
+    with db.durable_statement_connection(session) as connection:
+        done = connection.execute(_one_statement(), {
+            **_told(event, at), "friendly_name": event.friendly_name, "webhook_key": _key(event),
+            "now": utcnow(), "is_join": event.kind == "participant-join"}).one()
+    if done.occurrence_id is None or not done.simple:
+        return None
+    if session.in_transaction():  # the session's own connection served (tests' one transaction)
+        session.commit()
+    if done.participant_id is None:
+        return "duplicate"
+    _forget(session, ConferenceParticipant, done.participant_id)
+    return "applied"
+
+
+# The participant callbacks' statements, built once: a meeting's start brings every caller at once.
+_OF_THIS_CONFERENCE = sa.or_(MeetingOccurrence.conference_sid == sa.bindparam("conference_sid"),
+                             MeetingOccurrence.conference_name == sa.bindparam("friendly_name"))
+# The meeting a callback belongs to, and the call it is about (none: a call telline did not answer).
+_MEETING_OF_EVENT = (
+    sa.select(MeetingOccurrence.id, MeetingOccurrence.conference_sid, Call.id.label("call_id"), Call.member_id,
+              Call.role, Call.name_recording_url.is_not(None).label("named"))
+    .select_from(MeetingOccurrence)
+    .outerjoin(Call, Call.twilio_sid == sa.bindparam("call_sid", type_=Call.twilio_sid.type))
+    .where(_OF_THIS_CONFERENCE))
+# The conference a callback names becomes the meeting's running one, unless one is already, or this
+# one's end came first (callbacks arrive out of order).
+_CLAIM_CONFERENCE = (
+    sa.update(MeetingOccurrence)
+    .where(MeetingOccurrence.id == sa.bindparam("occurrence_id"), MeetingOccurrence.conference_sid.is_(None),
+           ~sa.exists().where(Conference.sid == sa.bindparam("conference_sid"), Conference.ended_at.is_not(None)))
+    .values(conference_sid=sa.bindparam("conference_sid")))
+_JOINED_BEFORE = sa.select(ConferenceParticipant.id).where(
+    ConferenceParticipant.conference_sid == sa.bindparam("conference_sid"),
+    ConferenceParticipant.call_sid == sa.bindparam("call_sid"), ConferenceParticipant.joined_at.is_not(None))
+
+
+def _earliest(kept: InstrumentedAttribute[dt.datetime | None],
+              told: sa.ColumnElement[dt.datetime]) -> sa.Case[dt.datetime]:
+    """The earlier of two times, either of which may be NULL (a portable LEAST that ignores NULLs)."""
+    return sa.case((sa.and_(told.is_not(None), sa.or_(kept.is_(None), told < kept)), told), else_=kept)
+
+
+def _latest(kept: InstrumentedAttribute[dt.datetime | None],
+            told: sa.ColumnElement[dt.datetime]) -> sa.Case[dt.datetime]:
+    return sa.case((sa.and_(told.is_not(None), sa.or_(kept.is_(None), told > kept)), told), else_=kept)
+
+
+_MUTED = sa.bindparam("now_muted", type_=sa.Boolean)  # None: the callback says nothing of it
+_ON_HOLD = sa.bindparam("now_on_hold", type_=sa.Boolean)
+_JOINED = sa.bindparam("joined", type_=ConferenceParticipant.joined_at.type)  # None: not a join
+_LEFT = sa.bindparam("left", type_=ConferenceParticipant.left_at.type)  # None: not a leave
+_SEQUENCE = sa.bindparam("sequence", type_=sa.Integer)
+
+
+def _participant_row(occurrence_id: sa.ColumnElement[int], member_id: sa.ColumnElement[int | None],
+                     role: sa.ColumnElement[str]) -> dict[str, sa.ColumnElement[Any]]:
+    """A participant's row as the callback would write it for a call not seen in this conference yet
+    (its meeting, member and role given: from parameters, or from the statement's own reading)."""
+    return {"conference_sid": sa.bindparam("conference_sid", type_=ConferenceParticipant.conference_sid.type),
+            "call_sid": sa.bindparam("call_sid", type_=ConferenceParticipant.call_sid.type),
+            "occurrence_id": occurrence_id, "member_id": member_id, "role": role,
+            "muted": sa.func.coalesce(_MUTED, sa.false()), "on_hold": sa.func.coalesce(_ON_HOLD, sa.false()),
+            "hand_raised": sa.false(), "last_sequence": _SEQUENCE, "joined_at": _JOINED, "left_at": _LEFT}
+
+
+def _keep_or_update(row: postgresql.Insert | sqlite.Insert) -> postgresql.Insert | sqlite.Insert:
+    """THE rule for a participant's row, whatever order the callbacks come in: a callback for a call
+    not seen in this conference yet writes its row (_participant_row); one for a row there already
+    keeps the earliest join and the latest leave, and takes its flags only if it is newer
+    (SequenceNumber) than the last one applied to that row."""
+    p = ConferenceParticipant
+    newer = _SEQUENCE > sa.func.coalesce(p.last_sequence, -1)
+    return row.on_conflict_do_update(
+        index_elements=[p.conference_sid, p.call_sid],
+        set_={"joined_at": _earliest(p.joined_at, _JOINED), "left_at": _latest(p.left_at, _LEFT),
+              "last_sequence": sa.case((newer, _SEQUENCE), else_=p.last_sequence),
+              "muted": sa.case((sa.and_(newer, _MUTED.is_not(None)), _MUTED), else_=p.muted),
+              "on_hold": sa.case((sa.and_(newer, _ON_HOLD.is_not(None)), _ON_HOLD), else_=p.on_hold)})
+
+
+@functools.cache
+def _upsert_participant(dialect: str) -> sa.Executable:
+    """The participant's row, one statement on either database (_keep_or_update)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    row = insert(ConferenceParticipant).values(_participant_row(
+        sa.bindparam("occurrence_id", type_=sa.Integer), sa.bindparam("member_id", type_=sa.Integer),
+        sa.bindparam("as_role", type_=ConferenceParticipant.role.type)))
+    return _keep_or_update(row).returning(ConferenceParticipant.id)
+
+
+@functools.cache
+def _one_statement() -> sa.Select[tuple[int | None, bool, int | None]]:
+    """PostgreSQL: apply() for a participant callback in one statement (_participant_in_one_statement).
+    Every part reads the database as it was when the statement began (one snapshot)."""
+    meeting = _MEETING_OF_EVENT.limit(1).cte("meeting")
+    simple = (sa.select(meeting.c.id, meeting.c.member_id, meeting.c.role)
+              .where(meeting.c.conference_sid.is_not(None),
+                     sa.not_(sa.and_(sa.bindparam("is_join", type_=sa.Boolean), meeting.c.named)))
+              .cte("simple"))
+    new_key = (postgresql.insert(WebhookKey).from_select(
+        ["key", "received_at"],
+        sa.select(sa.bindparam("webhook_key", type_=WebhookKey.key.type),
+                  sa.bindparam("now", type_=WebhookKey.received_at.type)).where(sa.exists(sa.select(simple.c.id))))
+        .on_conflict_do_nothing(index_elements=[WebhookKey.key]).returning(WebhookKey.key).cte("new_key"))
+    source = _participant_row(simple.c.id, simple.c.member_id, sa.func.coalesce(simple.c.role, "member"))
+    row = postgresql.insert(ConferenceParticipant).from_select(
+        list(source), sa.select(*source.values()).select_from(simple).join(new_key, sa.true()))
+    participant = _keep_or_update(row).returning(ConferenceParticipant.id).cte("participant")
+    return sa.select(sa.select(meeting.c.id).scalar_subquery().label("occurrence_id"),
+                     sa.exists(sa.select(simple.c.id)).label("simple"),
+                     sa.select(participant.c.id).scalar_subquery().label("participant_id"))
 
 
 def _present(session: Session, occurrence_id: int, conference_sid: str) -> list[ConferenceParticipant]:

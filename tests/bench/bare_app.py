@@ -6,7 +6,9 @@ Both join-path URLs (POST /twilio/voice and POST /twilio/voice/code) check
 X-Twilio-Signature with twilio's RequestValidator over BENCH_BARE_PUBLIC_URL + path
 (as telline does with TELLINE_PUBLIC_URL) and answer the same <Dial><Conference>
 TwiML telline renders for a member joining (telline.twilio.twiml.join_conference,
-one fixed seat). GET /healthz answers 200 so the benchmark can wait for it.
+one fixed seat). POST /twilio/voice/conference (the conference status callbacks of
+bench_meeting_surge.py --with-callbacks) checks the signature the same way and answers 204, no
+body, as telline does. GET /healthz answers 200 so the benchmark can wait for it.
 Not a test module (tests/bench/ is not collected by pytest).
 """
 
@@ -46,6 +48,13 @@ def join():
     if not _signed():
         abort(403)
     return Response(join_conference(SEAT, VOICE), content_type="text/xml; charset=utf-8")
+
+
+@app.post("/twilio/voice/conference")
+def conference_event():
+    if not _signed():
+        abort(403)
+    return Response(status=204)
 
 
 @app.get("/healthz")

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_meeting_surge.py [--callers 250] [--concurrency 50] [--rounds 3]
         [--workers 2] [--timeout 10] [--pg-admin postgresql://postgres@127.0.0.1:5432/test]
-        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0]
+        [--redis-url redis://127.0.0.1:6379/10] [--series-age-days 0] [--with-callbacks]
         [--py-spy DIR]
 
 What it measures
@@ -49,6 +49,18 @@ Targets (from the issue)
   The summary takes the median over rounds for time and ratios and the sum for errors;
   exit status 1 when telline misses a target there.
 
+--with-callbacks: each caller's path goes on with the conference status callbacks Twilio sends for
+it once it is in (POST /twilio/voice/conference, the statusCallback telline's TwiML names, with
+the fields Twilio sends, signed when sent since ParticipantLabel comes from telline's answer):
+participant-join for every caller, and for the phase's first caller — who enters the host PIN —
+conference-start after it. Each phase is a new conference (a new ConferenceSid under the meeting's
+FriendlyName), numbered in the callers' order and ended after the phase (conference-end, not
+timed), as a meeting that empties and starts again. The bare app checks their signature and
+answers 204 as telline does. After the run the roster is checked in telline's database: every
+timed caller joined and left once, the first is the host, each conference started and ended.
+Throughput is still in join paths/s (each now 3 or 4 requests).
+The peak memory (VmHWM) of each gunicorn worker is printed at the end of every run.
+
 --series-age-days N: the series' first meeting N days ago instead of today: a group that has
 met daily for years (dateutil walks a rule from its first occurrence; telline remembers the
 last answer, so the surge should cost the same at 0 and at 3650).
@@ -63,9 +75,11 @@ import argparse
 import collections
 import contextlib
 import datetime as dt
+import email.utils
 import http.client
 import itertools
 import os
+import re
 import resource
 import shutil
 import signal
@@ -76,6 +90,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -98,6 +113,7 @@ TELLINE = str(Path(sys.executable).with_name("telline"))
 ACCOUNT_SID = "AC" + "c" * 32
 AUTH_TOKEN = "bench-surge-auth-token-0123456789"
 LINE_NUMBER = "+15005550006"
+CONFERENCE_CALLBACK = "/twilio/voice/conference"  # the statusCallback telline's TwiML names
 WARM_UP_CALLERS = 20
 PHASE_DEADLINE = 60.0
 
@@ -127,11 +143,13 @@ def fresh_database(admin_dsn: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def seed_meeting(url: str, age_days: int = 0) -> str:
+def seed_meeting(url: str, age_days: int = 0) -> Meeting:
     """A group, its line and a daily meeting that started 5 minutes ago, first held `age_days` days
-    ago (0: today's is the first). Returns the access code."""
+    ago (0: today's is the first), and today's occurrence row (its first caller would make it: the
+    warm-up's does otherwise), whose FriendlyName the conference callbacks carry."""
     from telline.models import Group, Line, utcnow
     from telline.scheduling.series import create_series
+    from telline.voice import meetings
     engine = sa.create_engine(url)
     try:
         with Session(engine) as session:
@@ -142,17 +160,22 @@ def seed_meeting(url: str, age_days: int = 0) -> str:
             line = Line(group_id=group.id, phone_number=LINE_NUMBER, sms_rate=100)
             session.add(line)
             session.flush()
-            now_local = utcnow().astimezone(ZoneInfo(group.timezone)).replace(tzinfo=None, second=0, microsecond=0)
+            zone = ZoneInfo(group.timezone)
+            now_local = utcnow().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
             series = create_series(session, group=group, line=line, title="Daily",
                                    first_start_local=now_local - dt.timedelta(days=age_days, minutes=5),
                                    rrule="FREQ=DAILY",
                                    duration_minutes=60)
             series.max_participants = 250  # the whole surge fits (the default is 40)
+            session.flush()
+            start = meetings.joinable_start(series, zone, utcnow())
+            assert start is not None
+            occurrence = meetings.occurrence(session, series, start)
             session.commit()
-            code = series.access_code
+            found = Meeting(series.access_code, series.host_pin, occurrence.conference_name)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
-        return code
+        return found
     finally:
         engine.dispose()
 
@@ -217,12 +240,46 @@ class Gunicorn:
 _from_numbers = itertools.count(1)
 
 
+class Meeting(typing.NamedTuple):
+    access_code: str
+    host_pin: str
+    conference_name: str  # the FriendlyName of every conference of today's meeting
+
+
+class ConferenceRun:
+    """One conference of the meeting as Twilio runs it for one phase (--with-callbacks): a new
+    ConferenceSid under the meeting's FriendlyName, its callbacks numbered in the order Twilio
+    would number them (the callers' order), posted to the status callback telline's TwiML names."""
+
+    def __init__(self, public_url: str, meeting: Meeting):
+        self.public_url, self.friendly_name = public_url, meeting.conference_name
+        self.sid = "CF" + uuid.uuid4().hex
+        self._sequence = itertools.count(1)
+
+    def event(self, kind: str, **fields: str) -> dict:
+        """The form of one conference status callback, as Twilio's has it (twilio-facts.md)."""
+        return {"AccountSid": ACCOUNT_SID, "ConferenceSid": self.sid, "FriendlyName": self.friendly_name,
+                "StatusCallbackEvent": kind, "SequenceNumber": str(next(self._sequence)),
+                "Timestamp": email.utils.format_datetime(dt.datetime.now(dt.UTC).replace(microsecond=0)), **fields}
+
+    def participant_join(self, call_sid: str, host: bool) -> dict:
+        return self.event("participant-join", CallSid=call_sid, Muted="false", Hold="false", Coaching="false",
+                          EndConferenceOnExit="false", StartConferenceOnEnter="true" if host else "false")
+
+    def end(self) -> tuple[str, bytes, dict]:
+        return _signed(self.public_url, CONFERENCE_CALLBACK,
+                       self.event("conference-end", ReasonConferenceEnded="conference-ended-via-api"))
+
+
 class Caller:
-    """One caller's two signed requests, computed before the clock starts."""
+    """One caller's two signed requests, computed before the clock starts; with a ConferenceRun,
+    the forms of the callbacks Twilio sends once the caller is in: participant-join, and for the
+    meeting's first host (who starts the conference) conference-start. Those are signed when sent,
+    once the caller's ParticipantLabel is known (telline names it in its TwiML, from the call's id)."""
 
-    __slots__ = ("call_sid", "first", "second")
+    __slots__ = ("call_sid", "first", "second", "conference", "callbacks")
 
-    def __init__(self, public_url: str, code: str):
+    def __init__(self, public_url: str, code: str, conference: ConferenceRun | None = None, host: bool = False):
         self.call_sid = "CA" + uuid.uuid4().hex
         caller = f"+16172{next(_from_numbers):06d}"  # real-looking US numbers (checked in phase())
         call = {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
@@ -231,6 +288,22 @@ class Caller:
         gathered = dict(call, CallStatus="in-progress", Digits=code, FinishedOnKey="#", msg="Gather End")
         self.first = _signed(public_url, "/twilio/voice", call)
         self.second = _signed(public_url, "/twilio/voice/code", gathered)
+        self.conference = conference
+        self.callbacks: list[dict] = []  # forms, signed when sent
+        if conference is not None:
+            self.callbacks.append(conference.participant_join(self.call_sid, host))
+            if host:  # Twilio: participant-join, then the conference starts (the stand-in's order)
+                self.callbacks.append(conference.event("conference-start"))
+
+
+def callers_for(public_url: str, meeting: Meeting, n: int, with_callbacks: bool) -> list[Caller]:
+    """n callers of one phase: members with the access code; with callbacks, a new conference whose
+    first caller is the host (the host PIN) and starts it."""
+    if not with_callbacks:
+        return [Caller(public_url, meeting.access_code) for _ in range(n)]
+    conference = ConferenceRun(public_url, meeting)
+    return [Caller(public_url, meeting.host_pin if i == 0 else meeting.access_code, conference, host=i == 0)
+            for i in range(n)]
 
 
 def assert_valid_numbers(callers: list[Caller]) -> None:
@@ -263,27 +336,39 @@ def _post(port: int, request: tuple[str, bytes, dict], timeout: float) -> tuple[
         conn.close()
 
 
+_LABEL = re.compile(rb'participantLabel="([^"]+)"')
+
+
 def join_path(port: int, caller: Caller, timeout: float, expect_gather: bool):
-    """(start, after first answer, end, error or None)."""
-    start = mid = time.perf_counter()
+    """(start, after first answer, after the code's answer, end, error or None); end: after the
+    last callback's answer (the code's answer without callbacks)."""
+    start = mid = code = time.perf_counter()
     try:
         status, body = _post(port, caller.first, timeout)
-        mid = time.perf_counter()
+        mid = code = time.perf_counter()
         if status != 200:
-            return start, mid, mid, f"first: HTTP {status}"
+            return start, mid, mid, mid, f"first: HTTP {status}"
         if expect_gather and b"<Gather" not in body:
-            return start, mid, mid, "first: no <Gather>"
+            return start, mid, mid, mid, "first: no <Gather>"
         status, body = _post(port, caller.second, timeout)
-        end = time.perf_counter()
+        code = time.perf_counter()
         if status != 200:
-            return start, mid, end, f"code: HTTP {status}"
+            return start, mid, code, code, f"code: HTTP {status}"
         if b"<Conference" not in body:
-            return start, mid, end, "code: no <Conference>"
-        return start, mid, end, None
+            return start, mid, code, code, "code: no <Conference>"
+        label = _LABEL.search(body)
+        for form in caller.callbacks:
+            if "CallSid" in form and label:
+                form = dict(form, ParticipantLabel=label.group(1).decode())
+            assert caller.conference is not None
+            status, _ = _post(port, _signed(caller.conference.public_url, CONFERENCE_CALLBACK, form), timeout)
+            if not 200 <= status < 300:
+                return start, mid, code, time.perf_counter(), f"{form['StatusCallbackEvent']}: HTTP {status}"
+        return start, mid, code, time.perf_counter(), None
     except TimeoutError:
-        return start, mid, time.perf_counter(), "timeout"
+        return start, mid, code, time.perf_counter(), "timeout"
     except (OSError, http.client.HTTPException) as exc:
-        return start, mid, time.perf_counter(), f"{type(exc).__name__}"
+        return start, mid, code, time.perf_counter(), f"{type(exc).__name__}"
 
 
 def run_phase(port: int, callers: list[Caller], concurrency: int, timeout: float, expect_gather: bool):
@@ -299,7 +384,7 @@ def run_phase(port: int, callers: list[Caller], concurrency: int, timeout: float
         while (i := next(next_index)) < len(callers):
             if time.perf_counter() > deadline[0]:
                 now = time.perf_counter()
-                results[i] = (now, now, now, "not started (phase deadline)")
+                results[i] = (now, now, now, now, "not started (phase deadline)")
                 continue
             results[i] = join_path(port, callers[i], timeout, expect_gather)
 
@@ -311,7 +396,7 @@ def run_phase(port: int, callers: list[Caller], concurrency: int, timeout: float
     barrier.wait()
     for th in threads:
         th.join()
-    return t0, max(r[2] for r in results), results
+    return t0, max(r[3] for r in results), results
 
 
 def cost_per_path(p: dict) -> float:
@@ -356,35 +441,95 @@ class Accounting:
         return out
 
 
-def phase(name: str, server: Gunicorn, accounting: Accounting, public_url: str, code: str, args,
+def phase(name: str, server: Gunicorn, accounting: Accounting, public_url: str, meeting: Meeting, args,
           expect_gather: bool) -> dict:
-    callers = [Caller(public_url, code) for _ in range(args.callers)]
+    callers = callers_for(public_url, meeting, args.callers, args.with_callbacks)
     assert_valid_numbers(callers)
     before = accounting.sample()
     t0, t_end, results = run_phase(server.port, callers, args.concurrency, args.timeout, expect_gather)
     after = accounting.sample()
-    ok = [r for r in results if r[3] is None]
-    errors = collections.Counter(r[3] for r in results if r[3] is not None)
+    end_conference(server, callers, args.timeout)
+    ok = [r for r in results if r[4] is None]
+    errors = collections.Counter(r[4] for r in results if r[4] is not None)
     wall = t_end - t0
     cpu = Accounting.delta(before, after)
     ours = cpu["client"] + cpu["server"] + cpu["postgres"] + cpu["redis"]
+    requests = sum(2 + len(c.callbacks) for c, r in zip(callers, results, strict=True) if r[4] is None)
     return {
         "name": name, "wall": wall, "ok": len(ok), "errors": sum(errors.values()), "error_kinds": dict(errors),
         "paths_per_s": len(ok) / wall if wall > 0 else 0.0,
-        "requests_per_s": 2 * len(ok) / wall if wall > 0 else 0.0,
-        "path": [r[2] - r[0] for r in ok], "first": [r[1] - r[0] for r in ok], "second": [r[2] - r[1] for r in ok],
+        "requests": requests, "requests_per_s": requests / wall if wall > 0 else 0.0,
+        "path": [r[3] - r[0] for r in ok], "first": [r[1] - r[0] for r in ok], "second": [r[2] - r[1] for r in ok],
+        "callbacks": [r[3] - r[2] for r in ok],
+        "conference_sid": callers[0].conference.sid if callers and callers[0].conference else None,
+        "call_sids": [c.call_sid for c, r in zip(callers, results, strict=True) if r[4] is None],
         "cpu": cpu, "machine_cores_busy": cpu["busy"] / wall if wall > 0 else 0.0,
         "others_cpu": max(0.0, cpu["busy"] - ours),
     }
 
 
-def warm_up(server: Gunicorn, public_url: str, code: str, expect_gather: bool, timeout: float) -> None:
-    callers = [Caller(public_url, code) for _ in range(WARM_UP_CALLERS)]
+def end_conference(server: Gunicorn, callers: list[Caller], timeout: float) -> None:
+    """After a phase with callbacks (not timed): its conference ends, as when the meeting is over, so
+    the next phase's callers find the meeting with nobody on (it holds 250) and start a new one."""
+    run = callers[0].conference if callers else None
+    if run is None:
+        return
+    status, _ = _post(server.port, run.end(), timeout)
+    if not 200 <= status < 300:
+        raise RuntimeError(f"{server.name}: conference-end answered HTTP {status}:\n{server.output()}")
+
+
+def check_rosters(db_url: str, phases: list[dict]) -> list[str]:
+    """What telline's roster says of each timed conference, against what its callbacks said: every
+    caller joined once and left at its end, the first caller is its host, the conference started and
+    ended, and the meeting is between conferences again."""
+    problems = []
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            for p in phases:
+                sid = p["conference_sid"]
+                rows = conn.execute(sa.text(
+                    "SELECT call_sid, role, joined_at IS NOT NULL, left_at IS NOT NULL, last_sequence, occurrence_id "
+                    "FROM conference_participants WHERE conference_sid = :sid"), {"sid": sid}).all()
+                by_call = {r[0]: r for r in rows}
+                if len(rows) != len(by_call) or set(by_call) != set(p["call_sids"]):
+                    problems.append(f"{sid}: {len(rows)} participant rows for {len(p['call_sids'])} callers")
+                if [r[0] for r in rows if r[1] == "host"] != p["call_sids"][:1]:
+                    problems.append(f"{sid}: hosts {[r[0] for r in rows if r[1] == 'host']}, expected the first caller")
+                if not all(r[2] and r[3] and r[4] > 0 and r[5] is not None for r in rows):
+                    problems.append(f"{sid}: a participant not joined, not left, unnumbered or in no meeting")
+                conference = conn.execute(sa.text(
+                    "SELECT started_at IS NOT NULL, ended_at IS NOT NULL FROM conferences WHERE sid = :sid"),
+                    {"sid": sid}).first()
+                if conference is None or not all(conference):
+                    problems.append(f"{sid}: conference row {conference} (want started and ended)")
+            status, running = conn.execute(sa.text("SELECT status, conference_sid FROM meeting_occurrences")).one()
+            if (status, running) != ("scheduled", None):
+                problems.append(f"the meeting is {status} with conference {running} (want scheduled, none)")
+    finally:
+        engine.dispose()
+    return problems
+
+
+def warm_up(server: Gunicorn, public_url: str, meeting: Meeting, expect_gather: bool, timeout: float,
+            with_callbacks: bool) -> None:
+    callers = callers_for(public_url, meeting, WARM_UP_CALLERS, with_callbacks)
     _, _, results = run_phase(server.port, callers, 10, timeout, expect_gather)
-    failed = [r for r in results if r[3] is not None]
+    end_conference(server, callers, timeout)
+    failed = [r for r in results if r[4] is not None]
     if failed:
         raise RuntimeError(f"{server.name} warm-up: {len(failed)} of {len(callers)} join paths failed "
-                           f"({collections.Counter(r[3] for r in failed)}); server log:\n{server.output()}")
+                           f"({collections.Counter(r[4] for r in failed)}); server log:\n{server.output()}")
+
+
+def peak_memory_kib(pid: int) -> int | None:
+    """VmHWM: the most resident memory the process has had (kB, as /proc says)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
 
 
 # --- py-spy (optional) ----------------------------------------------------------------------
@@ -444,9 +589,12 @@ def describe(p: dict, concurrency: int) -> str:
             f"           /voice      p50 {ms(percentile(p['first'], 50))} ms  p99 {ms(percentile(p['first'], 99))} ms\n"
             f"           /voice/code p50 {ms(percentile(p['second'], 50))} ms  "
             f"p99 {ms(percentile(p['second'], 99))} ms\n"
+            + (f"           callbacks   p50 {ms(percentile(p['callbacks'], 50))} ms  "
+               f"p99 {ms(percentile(p['callbacks'], 99))} ms  (a caller's, one after the other)\n"
+               if p["requests"] > 2 * p["ok"] else "") +
             f"           CPU s: gunicorn {cpu['server']:.2f}  postgres {cpu['postgres']:.2f}  "
             f"redis {cpu['redis']:.2f}  client {cpu['client']:.2f} "
-            f"({1000 * cpu['client'] / max(1, 2 * (p['ok'] + p['errors'])):.2f} ms/request)  "
+            f"({1000 * cpu['client'] / max(1, p['requests']):.2f} ms/request)  "
             f"others {p['others_cpu']:.2f}  | machine {p['machine_cores_busy']:.2f} of "
             f"{os.cpu_count()} cores busy\n"
             f"           gunicorn CPU per join path {1000 * cpu['server'] / max(1, p['ok']):.2f} ms")
@@ -464,6 +612,9 @@ def main() -> int:
     parser.add_argument("--series-age-days", type=int, default=0,
                         help="the daily series was first held this many days ago (default 0: today, as "
                              "the issue sets it up; meetings that have run for a year cost more, see the report)")
+    parser.add_argument("--with-callbacks", action="store_true",
+                        help="each caller's path adds the conference callbacks Twilio sends for it "
+                             "(participant-join; conference-start for the first host)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR")
     args = parser.parse_args()
     if not (0 < args.callers <= 5000 and 0 < args.concurrency <= 200 and 0 < args.rounds <= 10):
@@ -471,11 +622,12 @@ def main() -> int:
 
     rconn = redis.Redis.from_url(args.redis_url)
     rconn.flushdb()
+    roster_ok = True
     servers: dict[str, tuple[Gunicorn, str, bool]] = {}  # name → (server, public URL, telline?)
     temp_dirs: list[str] = []
     try:
         with fresh_database(args.pg_admin) as (db_name, db_url):
-            code = seed_meeting(db_url, args.series_age_days)
+            meeting = seed_meeting(db_url, args.series_age_days)
             base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELLINE_", "TWILIO_"))}
             base_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
@@ -505,7 +657,7 @@ def main() -> int:
             for server, _, _ in servers.values():
                 server.wait_healthy(args.workers)
             for server, public, is_telline in servers.values():
-                warm_up(server, public, code, is_telline, args.timeout)
+                warm_up(server, public, meeting, is_telline, args.timeout, args.with_callbacks)
 
             pg_pids: dict[str, list[int]] = collections.defaultdict(list)
             with psycopg.connect(args.pg_admin.replace("+psycopg", ""), autocommit=True) as conn:
@@ -514,7 +666,9 @@ def main() -> int:
                     pg_pids[app_name].append(pid)
             app_names = {"telline": "surge-telline"}
             redis_pids = pids_named("redis-server")
-            print(f"meeting surge: {args.callers} callers × 2 requests, {args.concurrency} in flight, "
+            path = ("2 requests + participant-join (+ conference-start for the first host)" if args.with_callbacks
+                    else "2 requests")
+            print(f"meeting surge: {args.callers} callers × {path}, {args.concurrency} in flight, "
                   f"gunicorn --workers {args.workers} (sync), {args.rounds} rounds, {os.cpu_count()} CPUs, "
                   f"load average {os.getloadavg()[0]:.2f}")
             print(f"  daily series first held {args.series_age_days} days ago; "
@@ -533,7 +687,7 @@ def main() -> int:
                         spy = PySpy(args.py_spy, server.worker_pids, f"round{r + 1}")
                     try:
                         accounting = Accounting(server, pg_pids.get(app_names.get(name, ""), []), redis_pids)
-                        done[name] = phase(name, server, accounting, public, code, args, is_telline)
+                        done[name] = phase(name, server, accounting, public, meeting, args, is_telline)
                     finally:
                         if spy:
                             spy.stop()
@@ -555,6 +709,16 @@ def main() -> int:
                           f"   p99 /bare {p99:.2f} (target ≤ {TARGET_P99_RATIO:g})"
                           f"   CPU cost bare/{name} {cost:.3f}")
 
+            memory = {name: [peak_memory_kib(pid) for pid in server.worker_pids]
+                      for name, (server, _, _) in servers.items()}
+            print("\npeak memory (VmHWM) of each gunicorn worker: " + "; ".join(
+                f"{name} " + ", ".join(f"{kib / 1024:.1f} MiB" if kib else "?" for kib in kibs)
+                for name, kibs in memory.items()))
+            if args.with_callbacks:
+                problems = check_rosters(db_url, [done["telline"] for done, _ in rounds])
+                print("roster check (telline's database, every timed conference): "
+                      + ("OK" if not problems else "FAILED\n  " + "\n  ".join(problems[:10])))
+                roster_ok = not problems
             for name, (server, _, _is_telline) in servers.items():
                 noisy = [ln for ln in server.output(50000).splitlines()
                          if '"level": "error"' in ln or "Traceback" in ln or " ERROR " in ln]
@@ -567,7 +731,7 @@ def main() -> int:
         for d in temp_dirs:
             shutil.rmtree(d, ignore_errors=True)
 
-    all_ok = True
+    all_ok = roster_ok
     for name in [n for n in names if n != "bare"]:
         wall = statistics.median(done[name]["wall"] for done, _ in rounds)
         errors = sum(done[name]["errors"] for done, _ in rounds)

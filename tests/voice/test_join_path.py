@@ -3,12 +3,13 @@ transaction), one statement per request, and the line's configuration kept a few
 
 import enum
 import time
+import types
 
 import pytest
 import sqlalchemy as sa
 
 from telline import create_app, db, migrate
-from telline.models import Call, Line, MeetingSeries
+from telline.models import Call, ConferenceParticipant, Line, MeetingOccurrence, MeetingSeries, WebhookKey
 from telline.voice.directory import LineDirectory
 from tests.conftest import fresh_postgres_database, make_settings
 from tests.signing import post_signed
@@ -158,3 +159,43 @@ def test_the_seat_statement_hands_the_driver_plain_values(committed):
         sa.event.remove(engine, "before_cursor_execute", note)
     assert "ended" in sent and "cancelled" in sent
     assert [value for value in sent if isinstance(value, enum.Enum)] == []
+
+
+def test_a_callers_participant_join_is_one_durable_statement(committed):
+    """Every caller brings a participant-join: one statement in autocommit, on a connection whose
+    commits wait for the disk (nothing records a callback again), which goes back to the pool out
+    of autocommit; a repeat changes nothing; callers waiting for a host take the full path."""
+    from tests.voice.test_roster_and_moderation import event
+    app, code = committed
+    client = app.test_client()
+    sids = []
+    for number in ("+447911000001", "+447911000002"):
+        sid, _ = call(client, sender=number)
+        press(client, sid, code)
+        sids.append(sid)
+    with app.app_context():
+        occ = db.session().scalar(sa.select(MeetingOccurrence))
+    conference_sid = "CF" + "5" * 32
+    running = types.SimpleNamespace(conference_sid=conference_sid, conference_name=occ.conference_name)
+
+    seen, _ = statements_during(app, lambda: event(client, running, "participant-join", sids[0], seq=1))
+    # No conference running yet: the one statement writes nothing, and the full path claims this one
+    # (key, meeting and call, the claim, the participant's row) in one transaction.
+    assert seen == ["WITH (autocommit)", "INSERT", "SELECT", "UPDATE", "INSERT"]
+    seen, _ = statements_during(app, lambda: event(client, running, "participant-join", sids[1], seq=2,
+                                                   Muted="false", Hold="false"))
+    assert seen == ["WITH (autocommit)"]
+    seen, _ = statements_during(app, lambda: event(client, running, "participant-join", sids[1], seq=2,
+                                                   Muted="false", Hold="false"))
+    assert seen == ["WITH (autocommit)"]  # a repeat: found, nothing written
+
+    with app.app_context():
+        session = db.session()
+        rows = session.scalars(sa.select(ConferenceParticipant).order_by(ConferenceParticipant.id)).all()
+        assert [(p.call_sid, p.joined_at is not None, p.last_sequence) for p in rows] == [(sids[0], True, 1),
+                                                                                            (sids[1], True, 2)]
+        assert session.scalar(sa.select(MeetingOccurrence.conference_sid)) == conference_sid
+        assert session.scalar(sa.select(sa.func.count()).select_from(WebhookKey)) == 2
+        with db.database().engine.connect() as connection:  # the pool the statement's connection went back to
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert connection.connection.dbapi_connection.autocommit is False

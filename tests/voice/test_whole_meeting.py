@@ -362,7 +362,7 @@ def test_a_sqlite_writer_waits_for_another_instead_of_failing(tmp_path):
     first_has_read, second_done, failures = threading.Event(), threading.Event(), []
     insert = sa.text("INSERT INTO webhook_keys (key, received_at) VALUES (:key, CURRENT_TIMESTAMP)")
 
-    def webhook():  # reads (is this callback new?), then writes — as dedupe.first_time does
+    def webhook():  # reads (which meeting is this callback for?), then writes — as roster.apply does
         try:
             with engine.begin() as conn:
                 conn.execute(sa.text("SELECT count(*) FROM webhook_keys")).scalar()

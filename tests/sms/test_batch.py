@@ -235,7 +235,7 @@ def test_a_job_sends_for_a_few_seconds_and_hands_the_rest_to_the_next(app, sessi
 
 def test_a_thread_that_wakes_late_books_a_new_slot_rather_than_send_late(app, session, group, line, standin,
                                                                          monkeypatch):
-    line.sms_rate = 1  # slots at 0, 1.03 and 2.06 s
+    line.sms_rate = 1  # slots at 0, 1.05 and 2.10 s
     session.commit()
     _, ids = broadcast_rows(session, group, 3)
     pool, stalled = send_pool.pool(), []

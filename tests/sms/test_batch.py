@@ -248,7 +248,7 @@ def test_a_thread_that_wakes_late_books_a_new_slot_rather_than_send_late(app, se
     monkeypatch.setattr(pool, "_sleep", stall_once)
     assert batch.deliver_batch(ids) == {"queued": 3}
     sent = sorted(r.time for r in standin.requests(method="POST", path_suffix="Messages.json"))
-    # sent late, the second text would have gone 30 ms before the third: two in one second
+    # sent late, the second text would have gone 50 ms before the third: two in one second
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1.0
     assert pool.rebooked == 1
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run telline, or its tests, on a machine that has only Python 3.11+.
 
-    python3 deploy/local.py run     # web + worker + cron on SQLite, Redis found or started
+    python3 deploy/local.py run     # web + workers + cron on SQLite, Redis found or started
     python3 deploy/local.py test    # the whole test suite (what CI runs)
 
 Standard library only: it creates .venv beside the repo (once, and again when

@@ -117,9 +117,12 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
         click.echo(f"telline: warning: {reason}: no text or call goes out, and each text is marked refused "
                    "with this reason. Set them, or point TWILIO_API_BASE_URL at `telline standin`.",
                    err=True)
-    worker = make_worker(_this_app(), [q.strip() for q in queues.split(",") if q.strip()],
-                         simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
-                         job_monitoring_interval=job_monitoring_interval)
+    try:
+        worker = make_worker(_this_app(), [q.strip() for q in queues.split(",") if q.strip()],
+                             simple=simple, worker_ttl=worker_ttl, maintenance_interval=maintenance_interval,
+                             job_monitoring_interval=job_monitoring_interval)
+    except ValueError as exc:  # an unknown queue (telline.job_queues says which): a typo, not a worker
+        raise click.BadParameter(str(exc), param_hint="'--queues' / TELLINE_WORKER_QUEUES") from None
     sys.exit(worker.run(burst=burst, with_scheduler=True, logging_level=_settings().log_level))
 
 

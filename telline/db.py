@@ -11,12 +11,13 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -226,6 +227,12 @@ def durable_statement_connection(session: Session) -> Iterator[sa.Connection]:
         return
     with database().engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         yield connection
+
+
+def insert_for(dialect: str) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    """The dialect's own INSERT construct (ON CONFLICT … DO NOTHING / DO UPDATE, RETURNING): telline's
+    two databases spell them alike. `dialect`: an engine's dialect.name."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def rows_changed(result: sa.Result[Any]) -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from telline import db
 from telline.models import WebhookKey, utcnow
 
 
@@ -26,7 +26,7 @@ def first_time(session: Session, key: str) -> bool:
 
 @functools.cache
 def _insert_key(dialect: str) -> sa.Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = db.insert_for(dialect)
     return (insert(WebhookKey)
             .values(key=sa.bindparam("webhook_key"), received_at=sa.bindparam("now", type_=WebhookKey.received_at.type))
             .on_conflict_do_nothing(index_elements=[WebhookKey.key]).returning(WebhookKey.key))

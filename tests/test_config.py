@@ -42,6 +42,9 @@ def test_environment_names_from_the_design_are_read():
     ("TELLINE_MAX_BODY_BYTES", "10", "at least 1024"),
     ("TELLINE_LOG_FORMAT", "xml", "TELLINE_LOG_FORMAT"),
     ("TELLINE_LOG_LEVEL", "loud", "TELLINE_LOG_LEVEL"),
+    ("TELLINE_SEND_THREADS", "many", "TELLINE_SEND_THREADS must be a whole number"),
+    ("TELLINE_SEND_THREADS", "0", "TELLINE_SEND_THREADS must be at least 1"),
+    ("TELLINE_SEND_THREADS", "1000", "TELLINE_SEND_THREADS must be at most 256"),
 ])
 def test_a_bad_value_names_the_variable(name, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -68,3 +68,17 @@ def test_a_worker_takes_its_queues_from_telline_worker_queues(tmp_path, redis_ur
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert re.findall(r"Listening on (.*)\.\.\.", done.stderr) == ["urgent"], done.stderr
+
+
+def test_a_worker_refuses_a_queue_telline_does_not_have(tmp_path, redis_url):
+    """A typo in TELLINE_WORKER_QUEUES (or --queues) stops the worker with a sentence, not a worker
+    that listens on a queue nothing is ever sent to."""
+    from telline import migrate
+    url = f"sqlite:///{tmp_path / 'lane.sqlite3'}"
+    migrate.upgrade(url)
+    env = dict(os.environ, TELLINE_DATABASE_URL=url, TELLINE_REDIS_URL=redis_url, TELLINE_LOG_FORMAT="text",
+               TELLINE_WORKER_QUEUES="urgnet", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "telline", "worker", "--simple", "--burst"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "unknown queue 'urgnet'" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from telline import db, phone, tasks
 from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
 from telline.sms import consent, delivery, quiet_hours, rate, send_pool
-from telline.sms.broadcast import SECONDS_PER_TEXT, batch_size
+from telline.sms.broadcast import batch_size, batch_timeout
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.status import apply_known_events, reported
 from telline.twilio.gateway import OutcomeUnknown, SentMessage, TwilioError
@@ -152,7 +152,7 @@ def _later(session: Session, in_flight: dict[int, dt.datetime]) -> None:
     looks for each in Twilio's Messages list before anything is sent again."""
     ids = sorted(in_flight)
     tasks.enqueue_after_commit(session, deliver_batch, ids, queue="bulk", at=max(in_flight.values()),
-                               retry=retry_policy(), timeout=_timeout(ids))
+                               retry=retry_policy(), timeout=batch_timeout(len(ids)))
     session.commit()
 
 
@@ -169,16 +169,12 @@ def _defer(session: Session, until: dt.datetime, size: int, rows: list[Row], tal
     for i in range(0, len(deferred), size):
         ids = deferred[i:i + size]
         tasks.enqueue_after_commit(session, deliver_batch, ids, queue="bulk", at=until, retry=retry_policy(),
-                                   timeout=_timeout(ids))
+                                   timeout=batch_timeout(len(ids)))
     session.commit()
     tally["deferred"] += len(deferred)
     if len(deferred) < len(rows):
         tally["taken"] += len(rows) - len(deferred)  # moved by another job since they were read
     log.info("texts deferred", extra={"texts": len(deferred), "until": until.isoformat()})
-
-
-def _timeout(ids: list[int]) -> int:
-    return 180 + len(ids) * SECONDS_PER_TEXT
 
 
 class _Sending:
@@ -296,7 +292,8 @@ class _Sending:
         rest = sorted(self.left + [r.id for r in self.unsent])
         if rest:
             tasks.enqueue_after_commit(self.session, deliver_batch, rest, queue="bulk", retry=retry_policy(),
-                                       at=utcnow() + dt.timedelta(seconds=self.resume_in), timeout=_timeout(rest))
+                                       at=utcnow() + dt.timedelta(seconds=self.resume_in),
+                                       timeout=batch_timeout(len(rest)))
             self.session.commit()
             self.tally["pending"] += len(rest)
             log.info("batch continues in a new job", extra={"texts": len(rest)})

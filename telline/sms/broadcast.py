@@ -95,11 +95,16 @@ def fan_out(broadcast_id: int) -> int:
     size = batch_size(line.sms_rate, line.sms_rate_unit, measured.count)
     for i in range(0, len(pending), size):  # the batches' tasks commit with the rows they send
         enqueue_after_commit(session, deliver_batch, pending[i:i + size], queue="bulk", retry=retry_policy(),
-                             timeout=180 + size * SECONDS_PER_TEXT)
+                             timeout=batch_timeout(size))
     session.commit()
     log.info("broadcast fanned out", extra={"broadcast_id": broadcast.id, "recipients": broadcast.recipients,
                                             "batches": -(-len(pending) // size)})
     return len(pending)
+
+
+def batch_timeout(texts: int) -> int:
+    """Seconds RQ gives a batch job of this many texts before it gives up on it."""
+    return 180 + texts * SECONDS_PER_TEXT
 
 
 def batch_size(sms_rate: float, sms_rate_unit: str, segments_per_text: int) -> int:

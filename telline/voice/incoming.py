@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from telline import db, phone
@@ -330,7 +330,7 @@ def _call_row(session: Session, call_sid: str, caller: str | None, line: LineInf
 
 @functools.cache
 def _insert_call(dialect: str) -> sa.Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = db.insert_for(dialect)
     return (insert(Call).values(
         twilio_sid=sa.bindparam("sid"), direction="inbound", line_id=sa.bindparam("line_id"),
         member_id=_MEMBER_BY_NUMBER,

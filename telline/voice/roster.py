@@ -309,7 +309,7 @@ def _keep_or_update(row: postgresql.Insert | sqlite.Insert) -> postgresql.Insert
 @functools.cache
 def _upsert_participant(dialect: str) -> sa.Executable:
     """The participant's row, one statement on either database (_keep_or_update)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = db.insert_for(dialect)
     row = insert(ConferenceParticipant).values(_participant_row(
         sa.bindparam("occurrence_id", type_=sa.Integer), sa.bindparam("member_id", type_=sa.Integer),
         sa.bindparam("as_role", type_=ConferenceParticipant.role.type)))

@@ -20,7 +20,7 @@ MessageStatus = Literal["received", "pending", "deferred", "retrying", "submitti
                         "scheduled", "queued", "sending", "sent", "failed", "undelivered", "canceled",
                         "delivered", "read"]
 MessageKind = Literal["message", "reply", "opt_out_confirmation", "broadcast", "reminder", "host_alert",
-                      "dialout_missed"]
+                      "dialout_missed", "meeting_notice"]
 Channel = Literal["sms", "voice"]
 ConsentAction = Literal["opt_in", "opt_out"]
 ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu"]
@@ -28,6 +28,8 @@ MembershipStatus = Literal["pending", "active", "left"]
 NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this number get texts?
 Role = Literal["member", "host"]  # in a meeting
 InboxStatus = Literal["open", "done"]
+UserRole = Literal["admin", "coordinator"]
+ReminderState = Literal["pending", "sending", "sent", "cancelled"]
 RateUnit = Literal["segments", "messages"]
 RATE_UNITS: tuple[RateUnit, ...] = get_args(RateUnit)
 Encoding = Literal["GSM-7", "UCS-2"]
@@ -82,6 +84,8 @@ class Group(Base):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")  # IANA name, checked by zoneinfo
     # Region used to read numbers written without a country code (ISO 3166: GB, FR, US).
     default_region: Mapped[str] = mapped_column(sa.String(2), default="US")
+    # Message bodies older than this are blanked by the retention job (the rows and their status stay).
+    message_retention_days: Mapped[int] = mapped_column(default=180)
     # What members text after JOIN (upper-case letters and digits); None: not joinable by text.
     text_code: Mapped[str | None] = mapped_column(sa.String(12), unique=True)
     # Double opt-in: JOIN asks "reply YES"; False joins at once (the JOIN text is the consent).
@@ -146,32 +150,64 @@ class Membership(Base):
     group: Mapped[Group] = relationship()
 
 
-class Coordinator(Base):
-    """A volunteer who signs in to the web pages. Password hashed by Werkzeug."""
+class User(Base):
+    """Someone who signs in to the console or calls the API: an admin (every group, manages users)
+    or a coordinator (the groups in user_groups). The password hash is argon2 (telline.accounts)."""
 
-    __tablename__ = "coordinators"
+    __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)  # lower-cased
     display_name: Mapped[str] = mapped_column(sa.String(80))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[UserRole] = mapped_column(sa.String(12), default="coordinator")
+    language: Mapped[str] = mapped_column(sa.String(8), default="en")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")  # IANA
     phone: Mapped[str | None] = mapped_column(Phone)  # for alerts and the host's texts
     active: Mapped[bool] = mapped_column(default=True)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    roles: Mapped[list[CoordinatorRole]] = relationship(back_populates="coordinator")
 
+class UserGroup(Base):
+    """A group a coordinator is given (admins need none: they have every group)."""
 
-class CoordinatorRole(Base):
-    """admin (everything), coordinator (a group's schedule and members), host (runs meetings)."""
-
-    __tablename__ = "coordinator_roles"
-    __table_args__ = (sa.UniqueConstraint("coordinator_id", "group_id", "role"),)
+    __tablename__ = "user_groups"
+    __table_args__ = (sa.UniqueConstraint("user_id", "group_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    coordinator_id: Mapped[int] = mapped_column(sa.ForeignKey("coordinators.id", ondelete="CASCADE"))
-    group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"))  # None: all
-    role: Mapped[str] = mapped_column(sa.String(16))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
 
-    coordinator: Mapped[Coordinator] = relationship(back_populates="roles")
+
+class ApiToken(Base):
+    """A user's key to /api/v1. Shown once; only its SHA-256 is kept. It can do what its user can."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(80), default="")
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # hex SHA-256 of the token
+    prefix: Mapped[str] = mapped_column(sa.String(12))  # the token's first characters, to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """What a user did (muted a caller, changed a series, exported members, read the inbox).
+    Append-only, like the consent ledger; never a message body, a member's name or number:
+    targets are named by type and id."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_group_id_id", "group_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(254))  # the user's e-mail then (kept if the user goes)
+    action: Mapped[str] = mapped_column(sa.String(48))  # "series.update", "participant.mute", "members.export"
+    group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"))
+    target_type: Mapped[str | None] = mapped_column(sa.String(32))
+    target_id: Mapped[int | None]
+    detail: Mapped[dict[str, object]] = mapped_column(sa.JSON, default=dict)  # fields changed, counts
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class ConsentEvent(Base):
@@ -243,7 +279,7 @@ class Broadcast(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(sa.Text)
-    requested_by: Mapped[int | None] = mapped_column(sa.ForeignKey("coordinators.id", ondelete="SET NULL"))
+    requested_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
     recipients: Mapped[int | None]  # known once fanned out
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -270,12 +306,17 @@ class MeetingSeries(Base):
     group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
     line_id: Mapped[int] = mapped_column(sa.ForeignKey("lines.id", ondelete="CASCADE"))  # dial-in
     title: Mapped[str] = mapped_column(sa.String(120))  # for coordinators; members hear the group
+    # IANA zone the rule is computed in ("Tuesdays 19:00" stays 19:00 across DST): set from the group's.
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     first_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # DTSTART
     rrule: Mapped[str] = mapped_column(sa.String(255), default="FREQ=WEEKLY")
     duration_minutes: Mapped[int] = mapped_column(default=60)
     access_code: Mapped[str] = mapped_column(sa.String(12))
     host_pin: Mapped[str | None] = mapped_column(sa.String(12))  # entered instead of the code: joins as host
     active: Mapped[bool] = mapped_column(default=True)
+    host_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Minutes before each meeting that opted-in members get a reminder (telline.scheduling.reminders).
+    reminder_offsets: Mapped[list[int]] = mapped_column(sa.JSON, default=lambda: [24 * 60, 15])
     # --- how the bridge behaves (members' privacy first: the options are off by default)
     join_early_minutes: Mapped[int] = mapped_column(default=10)
     max_participants: Mapped[int] = mapped_column(default=40)  # Twilio allows 2–250
@@ -320,9 +361,12 @@ class MeetingOccurrence(Base):
     """One meeting of a series: its conference(s), its state, its roster and attendance."""
 
     __tablename__ = "meeting_occurrences"
-    __table_args__ = (sa.UniqueConstraint("series_id", "starts_at"),)
+    __table_args__ = (sa.UniqueConstraint("series_id", "original_start"),
+                      sa.Index("ix_meeting_occurrences_series_id_starts_at", "series_id", "starts_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_series.id", ondelete="CASCADE"), index=True)
+    # Where the series' rule puts it (its RECURRENCE-ID), and where it is: they differ once moved.
+    original_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     status: Mapped[OccurrenceStatus] = mapped_column(_OccurrenceStatusColumn(), default=OccurrenceStatus.SCHEDULED)
@@ -342,6 +386,39 @@ class MeetingOccurrence(Base):
         if self.status == OccurrenceStatus.SCHEDULED and now >= self.ends_at:
             return OccurrenceStatus.ENDED
         return OccurrenceStatus(self.status)
+
+
+class Reminder(Base):
+    """One reminder of one meeting (series, the rule's start, minutes before): the row that makes it
+    happen. Planned ahead by the scheduling tick, claimed when due (pending → sending → sent), its
+    texts written with idempotency keys, so a restart never sends it twice nor skips it. A cancelled
+    or moved meeting's pending reminders are cancelled or moved with it."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (sa.UniqueConstraint("series_id", "original_start", "offset_minutes"),
+                      sa.Index("ix_reminders_state_due_at", "state", "due_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("meeting_series.id", ondelete="CASCADE"))
+    original_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # which meeting (its RECURRENCE-ID)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # when it is now (moved meetings)
+    offset_minutes: Mapped[int]
+    # The earliest moment a text of it may go (quiet hours bring some recipients' texts forward).
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    state: Mapped[ReminderState] = mapped_column(sa.String(10), default="pending")
+    recipients: Mapped[int | None]  # known once sent
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarFeed(Base):
+    """A group's private .ics URL. Only the token's SHA-256 is kept; revoking one and making another
+    changes the URL."""
+
+    __tablename__ = "calendar_feeds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Conference(Base):
@@ -469,3 +546,5 @@ def _ledger_is_append_only(session: Session, _flush_context: object, _instances:
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, ConsentEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("the consent ledger is append-only: add a new event instead")
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError("the audit log is append-only")

@@ -4,10 +4,20 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.orm import Session
 
 from telline import migrate
 from telline.db import make_engine
-from telline.models import AppendOnlyError, Base, ConsentEvent, Group, Member, UTCDateTime
+from telline.models import (
+    AppendOnlyError,
+    Base,
+    ConsentEvent,
+    Group,
+    MeetingOccurrence,
+    MeetingSeries,
+    Member,
+    UTCDateTime,
+)
 from tests.conftest import fresh_postgres_database
 
 
@@ -30,8 +40,42 @@ def test_migrations_build_an_empty_database_that_matches_the_models(empty_databa
         tables = set(sa.inspect(conn).get_table_names())
     engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
-    assert {"groups", "lines", "members", "memberships", "coordinators", "coordinator_roles",
-            "consent_events", "messages", "calls", "conference_participants", "webhook_keys"} <= tables
+    assert {"groups", "lines", "members", "memberships", "users", "user_groups", "api_tokens", "audit_events",
+            "consent_events", "messages", "calls", "conference_participants", "webhook_keys", "reminders",
+            "calendar_feeds"} <= tables
+    assert not {"coordinators", "coordinator_roles"} & tables
+
+
+def test_0007_keeps_each_series_in_its_groups_zone_and_each_meeting_where_it_was(empty_database_url):
+    """Series and meetings made before 0007: the series takes its group's zone, a meeting's place in
+    its rule is its start, and the default reminders are set."""
+    migrate.upgrade(empty_database_url, "0006")
+    engine = make_engine(empty_database_url)
+    start = dt.datetime(2026, 12, 8, 18, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO groups (id, name, language, timezone, default_region, "
+                             "join_needs_confirmation, quiet_start, quiet_end, crisis_resource, coordinator_contact, "
+                             "created_at) VALUES (1, 'g', 'fr', 'Europe/Paris', 'FR', true, '21:00:00', '08:00:00', "
+                             "'', '', :now)"), {"now": start})
+        conn.execute(sa.text("INSERT INTO lines (id, group_id, phone_number, label, sms_rate, sms_rate_unit, "
+                             "created_at) VALUES (1, 1, '+33612345678', '', 1, 'segments', :now)"), {"now": start})
+        conn.execute(sa.text(
+            "INSERT INTO meeting_series (id, group_id, line_id, title, first_start, rrule, duration_minutes, "
+            "access_code, active, join_early_minutes, max_participants, caller_id_joins, host_leaving_ends, "
+            "announce_entries, record_names, record, created_at) VALUES (1, 1, 1, 't', :now, 'FREQ=WEEKLY', 60, "
+            "'1234567', true, 10, 40, false, true, false, false, false, :now)"), {"now": start})
+        conn.execute(sa.text(
+            "INSERT INTO meeting_occurrences (id, series_id, starts_at, ends_at, status, conference_name, locked) "
+            "VALUES (1, 1, :now, :now, 'scheduled', 'tl-x', false)"), {"now": start})
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    with Session(engine) as session:
+        series = session.get(MeetingSeries, 1)
+        assert (series.timezone, series.reminder_offsets) == ("Europe/Paris", [1440, 15])
+        assert session.get(MeetingOccurrence, 1).original_start == start
+        assert session.get(Group, 1).message_retention_days == 180
+    engine.dispose()
 
 
 def test_migrations_go_down_and_up_again(empty_database_url):

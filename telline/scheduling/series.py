@@ -57,6 +57,7 @@ def create_series(session: Session, *, group: Group, line: Line, title: str, fir
     zone = ZoneInfo(group.timezone)
     rule = checked_rule(rrule, first_start_local, zone, duration_minutes=duration_minutes, now=now or utcnow())
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
+                           timezone=group.timezone,
                            first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.UTC),
                            rrule=rule, duration_minutes=duration_minutes)
     _apply(series, settings)

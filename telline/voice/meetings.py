@@ -64,11 +64,11 @@ def joinable_start(series: SeriesTimes, zone: ZoneInfo, now: dt.datetime) -> dt.
 def occurrence(session: Session, series: SeriesTimes, start: dt.datetime) -> MeetingOccurrence:
     """The row for this meeting, created once even when many callers arrive at the same moment."""
     query = sa.select(MeetingOccurrence).where(MeetingOccurrence.series_id == series.id,
-                                               MeetingOccurrence.starts_at == start)
+                                               MeetingOccurrence.original_start == start)
     found = session.scalar(query)
     if found is not None:
         return found
-    row = MeetingOccurrence(series_id=series.id, starts_at=start,
+    row = MeetingOccurrence(series_id=series.id, original_start=start, starts_at=start,
                             ends_at=start + dt.timedelta(minutes=series.duration_minutes),
                             conference_name=f"tl-{secrets.token_hex(12)}")  # opaque, unguessable
     try:

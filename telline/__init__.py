@@ -50,7 +50,9 @@ def create_app(config: Settings | Mapping[str, object] | None = None) -> Flask:
     voice.init_app(app)  # after sms: it adds its text commands to the SMS router
 
     from telline import health
+    from telline.scheduling import calendar_web
     from telline.twilio import webhooks
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.blueprint())
+    app.register_blueprint(calendar_web.bp)
     return app

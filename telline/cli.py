@@ -76,6 +76,7 @@ def web_command(bind, workers, gunicorn_args):
     _warn_if_not_production_ready(create_app().config["TELLINE"])
     _fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     argv = ["gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+            "--logger-class", "telline.access_log.AccessLogger",  # calendar tokens masked
             "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             *gunicorn_args, "telline:create_app()"]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
@@ -410,6 +411,61 @@ def meeting_cancel(series_id, date):
     cancel(session, series, start)
     session.commit()
     click.echo(f"meeting of {date} cancelled")
+
+
+@cli.group("calendar")
+def calendar_group():
+    """Groups' private calendar (.ics) URLs."""
+
+
+@calendar_group.command("url")
+@click.argument("group_id", type=int)
+def calendar_url(group_id):
+    """Make a group a new private calendar URL (printed once).
+
+    Only a hash of its token is kept: the URL cannot be shown again."""
+    from telline import db
+    from telline.scheduling.calendar_feeds import InvalidFeed, create_feed, path
+    public = _settings().public_url
+    if not public:
+        raise click.UsageError("set TELLINE_PUBLIC_URL (the address members reach this server at) first")
+    session = db.session()
+    try:
+        feed, token = create_feed(session, group_id)
+    except InvalidFeed as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"calendar feed {feed.id}: {public}{path(token)}")
+
+
+@calendar_group.command("list")
+@click.argument("group_id", type=int)
+def calendar_list(group_id):
+    """A group's calendar feeds that still answer.
+
+    Their ids and dates only: the URLs are not kept."""
+    from telline import db
+    from telline.scheduling.calendar_feeds import current_feeds
+    feeds = current_feeds(db.session(), group_id)
+    if not feeds:
+        click.echo(f"group {group_id} has no calendar feed")
+    for feed in feeds:
+        click.echo(f"calendar feed {feed.id}, made {feed.created_at:%Y-%m-%d %H:%M} UTC")
+
+
+@calendar_group.command("revoke")
+@click.argument("feed_id", type=int)
+def calendar_revoke(feed_id):
+    """Stop a calendar URL answering, for good."""
+    from telline import db
+    from telline.scheduling.calendar_feeds import InvalidFeed, revoke_feed
+    session = db.session()
+    try:
+        revoke_feed(session, feed_id)
+    except InvalidFeed as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"calendar feed {feed_id} revoked")
 
 
 @meeting_group.command("unlock")

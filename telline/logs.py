@@ -27,6 +27,16 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
 
+# A calendar feed's token is its only key (telline.scheduling.calendar_feeds): werkzeug's and
+# Flask's lines name the path.
+_CALENDAR_TOKEN = re.compile(r"(/calendar/)[^/\s\"'?]+(\.ics)")
+
+
+def mask_secrets_in(text: str) -> str:
+    """Phone numbers, and the tokens of calendar URLs, masked."""
+    return mask_numbers_in(_CALENDAR_TOKEN.sub(r"\1•••\2", text))
+
+
 def without_escapes(text: str) -> str:
     return _ESCAPES.sub("", text)
 
@@ -65,7 +75,7 @@ class JsonFormatter(logging.Formatter):
         # Masking the line, not each value, keeps a field's name with its value ("to": "44…"), which is
         # how a number written without its "+" is recognised. telline keeps numbers as E.164 strings,
         # never as JSON numbers, so what is replaced is always inside a string: the line stays JSON.
-        return mask_numbers_in(json.dumps(out, default=str, ensure_ascii=False))
+        return mask_secrets_in(json.dumps(out, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -75,7 +85,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         job_id = getattr(record, "job_id", None)  # set by TagJob
         record.job = f" [job {job_id}]" if job_id else ""
-        return mask_numbers_in(without_escapes(super().format(record)))  # the traceback too
+        return mask_secrets_in(without_escapes(super().format(record)))  # the traceback too
 
 
 _HANDLER_NAME = "telline"

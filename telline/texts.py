@@ -186,6 +186,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Meeting details are for group members. Text JOIN and your group's code to join.",
         "fr": "Les détails des réunions sont réservés aux membres. Envoyez REJOINDRE et le code du groupe.",
     },
+    "calendar.description": {
+        "en": "To join, call {number} and enter the meeting code {code}, then press the hash key (#).",
+        "fr": "Pour participer, appelez le {number} et tapez le code de la réunion {code}, puis la touche dièse (#).",
+    },
+    "calendar.location": {
+        "en": "By phone: {number}",
+        "fr": "Par téléphone : {number}",
+    },
     "sms.inbox_ack": {
         "en": "Thank you, a coordinator will read your message.{crisis}",
         "fr": "Merci, un coordinateur lira votre message.{crisis}",

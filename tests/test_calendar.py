@@ -260,3 +260,29 @@ def test_the_cli_prints_a_url_once_and_revokes_it(app, session, group, runner):
         assert bad.exit_code == 2 and "there is no calendar feed 999" in bad.output
     finally:
         app.config["TELLINE"] = settings
+
+
+@pytest.mark.parametrize("zone,first,cancelled", [
+    ("Europe/Paris", dt.datetime(2027, 3, 24, 2, 30), dt.datetime(2027, 3, 28, 2, 30)),  # 02:30 does not exist
+    ("Europe/Paris", dt.datetime(2027, 10, 27, 2, 30), dt.datetime(2027, 10, 31, 2, 30)),  # 02:30 happens twice
+    ("America/New_York", dt.datetime(2027, 3, 10, 2, 30), dt.datetime(2027, 3, 14, 2, 30)),
+    ("America/New_York", dt.datetime(2027, 11, 3, 1, 30), dt.datetime(2027, 11, 7, 1, 30)),
+])
+def test_a_start_that_does_not_exist_or_exists_twice_reads_the_same_in_calendars(session, group, zone, first,
+                                                                                 cancelled):
+    g, tuesday, monthly = group
+    tuesday.active = monthly.active = False
+    tz = ZoneInfo(zone)
+    nightly = MeetingSeries(group_id=g.id, line_id=tuesday.line_id, title="Nuit", timezone=zone,
+                            first_start=utc(first, tz), rrule="FREQ=DAILY;COUNT=9", duration_minutes=30,
+                            access_code="3958201", host_pin="1047736")
+    session.add(nightly)
+    session.flush()
+    occurrence(session, nightly, utc(cancelled, tz), status=OccurrenceStatus.CANCELLED)
+    occurrence(session, nightly, utc(cancelled + dt.timedelta(days=1), tz),
+               starts=utc(cancelled + dt.timedelta(days=1, hours=20), tz))
+    cal = Calendar.from_ical(calendar.feed(session, g.id, NOW))
+    start, end = utc(first, tz) - dt.timedelta(days=1), utc(first, tz) + dt.timedelta(days=12)
+    got = {f"{e.start.astimezone(tz):%Y-%m-%d %H:%M %Z}" for e in recurring_ical_events.of(cal).between(start, end)}
+    assert got == expected(session, nightly, start, end)
+    assert len(got) == 8  # nine, one cancelled

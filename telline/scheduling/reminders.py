@@ -116,7 +116,8 @@ def plan(session: Session, now: dt.datetime) -> int:
                     Reminder.offset_minutes == offset, Reminder.state == "pending",
                     sa.or_(Reminder.starts_at != start, sa.literal(cancelled)))
                     .values(starts_at=start, due_at=due, state="cancelled" if cancelled else "pending"))
-        added += db.rows_changed(session.execute(insert(Reminder).values(rows).on_conflict_do_nothing()))
+        added += len(session.execute(insert(Reminder).values(rows).on_conflict_do_nothing()
+                                     .returning(Reminder.id)).all())
         session.execute(sa.update(Reminder).where(
             Reminder.series_id == series.id, Reminder.state == "pending",
             Reminder.offset_minutes.not_in(series.reminder_offsets)).values(state="cancelled"))

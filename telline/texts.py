@@ -129,6 +129,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Reminder: {group} meets {when}. Call {number} and enter code {code} then #.",
         "fr": "Rappel : réunion {group} {when}. Appelez le {number} et tapez le code {code} puis #.",
     },
+    "sms.series_reminder": {
+        "en": "Reminder: {group} meets {when}. Call {number} and enter code {code} then #. Text STOP to stop texts.",
+        "fr": "Rappel : réunion {group} {when}. Appelez le {number} et tapez le code {code} puis #. Envoyez STOP pour arrêter.",
+    },
     "sms.reminder_set": {
         "en": "We'll text you before the {group} meeting on {when}. Text STOP to stop texts.",
         "fr": "Nous vous enverrons un SMS avant la réunion {group} du {when}. Envoyez STOP pour arrêter.",

@@ -42,6 +42,7 @@ from rq.utils import now as rq_now
 
 from telline import job_queues, jobs, sweeper
 from telline.models import QueueName
+from telline.scheduling import reminders
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def every_seconds(seconds: int) -> str:
 
 PERIODIC = (
     Periodic("sweep-tasks", sweeper.sweep, "urgent", every_seconds(sweeper.SWEEP_SECONDS)),
+    Periodic("plan-reminders", reminders.tick, "bulk", "* * * * *"),
     Periodic("replay-parked-texts", jobs.replay_parked_texts, "urgent", "* * * * *"),
     Periodic("prune-webhook-keys", jobs.prune_webhook_keys, "bulk", "17 3 * * *"),
     Periodic("prune-code-lockouts", jobs.prune_code_lockouts, "bulk", "23 3 * * *"),

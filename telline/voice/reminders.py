@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from telline import phone
 from telline.models import Call, Line, utcnow
 from telline.scheduling.series import next_meeting
-from telline.sms import consent
+from telline.sms import consent, quiet_hours
 from telline.sms.outbound import send_text
 from telline.texts import t, when
 
@@ -51,6 +51,13 @@ def request_reminder(session: Session, *, call_sid: str, digits: str | None) -> 
               body=t("sms.reminder", group.language, group=group.name, when=said_when, number=number,
                      code=series.access_code),
               idempotency_key=f"reminder:{series.id}:{start:%Y%m%dT%H%M}:{call.from_number}",
-              member_id=call.member_id, kind="reminder", send_at=max(now, start - REMIND_BEFORE))
+              member_id=call.member_id, kind="reminder",
+              send_at=max(now, remind_at(start, group.timezone, group.quiet_start, group.quiet_end)))
     session.commit()
     return group.language, "set"
+
+
+def remind_at(start: dt.datetime, timezone: str, quiet_start: dt.time, quiet_end: dt.time) -> dt.datetime:
+    """REMIND_BEFORE the meeting, or the last moment before quiet hours if that falls in them."""
+    return quiet_hours.last_moment_before(start - REMIND_BEFORE, quiet_hours.zone(timezone, None),
+                                          quiet_start, quiet_end)

@@ -8,7 +8,8 @@ through series.first_meeting(); reminders (telline.scheduling.reminders) read th
 Members who opted in are told of each change that happened, once: the notice job carries the
 change it tells (cancelled, or the new start) and sends nothing if the meeting has changed again
 before it ran (the later change's notice tells the latest). Its texts' idempotency keys name the
-change, so a retried job sends nothing twice; cancelling a cancelled meeting, or moving a meeting
+change, so a retried job sends nothing twice. A meeting moved and moved back before its first
+notice went tells nobody. Cancelling a cancelled meeting, or moving a meeting
 where it already is, changes nothing and tells nobody.
 """
 
@@ -128,6 +129,9 @@ def send_notices(occurrence_id: int, change: str, changed_at: str) -> int:
     now_change = "cancelled" if row.status == OccurrenceStatus.CANCELLED else f"{row.starts_at:%Y%m%dT%H%M%SZ}"
     if now_change != change:  # changed again since: that change's notice tells the latest
         return 0
+    told = sa.select(Message.id).where(Message.idempotency_key.like(f"notice:{row.id}:%")).limit(1)
+    if change != "cancelled" and row.starts_at == row.original_start and session.scalar(told) is None:
+        return 0  # moved and moved back before anyone was told: nothing changed for members
     series = row.series
     group = session.get_one(Group, series.group_id)
     line = sender_line(session, group.id)

@@ -309,12 +309,13 @@ def meeting_group():
 @click.argument("group_id", type=int)
 @click.option("--line", "number", required=True, help="The dial-in number (one of the group's lines).")
 @click.option("--first", "first", required=True, metavar="'YYYY-MM-DD HH:MM'",
-              help="The first meeting, in the group's local time.")
+              help="The first meeting, in the series' local time (--timezone, else the group's).")
 @click.option("--rrule", default="FREQ=WEEKLY", show_default=True,
               help="How it repeats (RFC 5545), e.g. 'FREQ=WEEKLY;BYDAY=TU' or 'FREQ=MONTHLY;BYDAY=1MO'.")
 @click.option("--duration", default=60, show_default=True, type=int, help="Minutes.")
 @click.option("--title", default="", help="For coordinators; callers hear the group's name.")
-def meeting_create(group_id, number, first, rrule, duration, title):
+@click.option("--timezone", default=None, help="IANA zone of --first and the rule (default: the group's).")
+def meeting_create(group_id, number, first, rrule, duration, title, timezone):
     """Schedule a recurring phone meeting.
 
     Prints its access code and host PIN."""
@@ -336,7 +337,8 @@ def meeting_create(group_id, number, first, rrule, duration, title):
         except ValueError:
             raise InvalidSeries("--first looks like '2026-12-01 19:00' (the group's local time)") from None
         series = create_series(session, group=group, line=line, title=title or group.name,
-                               first_start_local=start, rrule=rrule, duration_minutes=duration)
+                               first_start_local=start, rrule=rrule, duration_minutes=duration,
+                               timezone=timezone)
     except (InvalidSeries, groups.InvalidGroup) as exc:
         raise click.UsageError(str(exc)) from None
     session.commit()

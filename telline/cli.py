@@ -410,7 +410,9 @@ def meeting_cancel(series_id, date):
 @click.argument("to", metavar="'YYYY-MM-DD HH:MM'")
 @click.option("--duration", type=int, help="Minutes (5-1440); the series' by default.")
 def meeting_move(series_id, date, to, duration):
-    """Move the meeting the series has on DATE to TO (the series' local time).
+    """Move one meeting of a series to another time.
+
+    DATE is the meeting's usual date, TO its new start in the series' local time.
 
     Members who opted in get a text; moving it back to its usual time restores it."""
     import datetime as dt

@@ -19,6 +19,8 @@ from flask.cli import AppGroup, ScriptInfo
 from telline import create_app
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from sqlalchemy.orm import Session
 
     from telline.models import MeetingSeries
@@ -308,12 +310,13 @@ def meeting_group():
 @click.argument("group_id", type=int)
 @click.option("--line", "number", required=True, help="The dial-in number (one of the group's lines).")
 @click.option("--first", "first", required=True, metavar="'YYYY-MM-DD HH:MM'",
-              help="The first meeting, in the group's local time.")
+              help="The first meeting, in the series' local time (--timezone, else the group's).")
 @click.option("--rrule", default="FREQ=WEEKLY", show_default=True,
               help="How it repeats (RFC 5545), e.g. 'FREQ=WEEKLY;BYDAY=TU' or 'FREQ=MONTHLY;BYDAY=1MO'.")
 @click.option("--duration", default=60, show_default=True, type=int, help="Minutes.")
 @click.option("--title", default="", help="For coordinators; callers hear the group's name.")
-def meeting_create(group_id, number, first, rrule, duration, title):
+@click.option("--timezone", default=None, help="IANA zone of --first and the rule (default: the group's).")
+def meeting_create(group_id, number, first, rrule, duration, title, timezone):
     """Schedule a recurring phone meeting.
 
     Prints its access code and host PIN."""
@@ -335,7 +338,8 @@ def meeting_create(group_id, number, first, rrule, duration, title):
         except ValueError:
             raise InvalidSeries("--first looks like '2026-12-01 19:00' (the group's local time)") from None
         series = create_series(session, group=group, line=line, title=title or group.name,
-                               first_start_local=start, rrule=rrule, duration_minutes=duration)
+                               first_start_local=start, rrule=rrule, duration_minutes=duration,
+                               timezone=timezone)
     except (InvalidSeries, groups.InvalidGroup) as exc:
         raise click.UsageError(str(exc)) from None
     session.commit()
@@ -348,7 +352,7 @@ def _warn_about_overlaps(session: Session, series: MeetingSeries) -> None:
 
     from telline.models import utcnow
     from telline.scheduling.series import overlapping
-    zone = ZoneInfo(series.group.timezone)
+    zone = ZoneInfo(series.timezone)
     for other, when in overlapping(session, series, utcnow()):
         click.echo(f"telline: warning: meeting series {other.id} meets on this line at the same time "
                    f"(first: {when.astimezone(zone):%a %Y-%m-%d %H:%M %Z}); callers reach the right meeting "
@@ -388,29 +392,68 @@ def meeting_configure(series_id, join_early, max_participants, caller_id_joins, 
 def meeting_cancel(series_id, date):
     """Cancel one meeting of a series.
 
-    Callers are then told when the next one is."""
+    Callers are then told when the next one is; members who opted in get a text."""
+    from telline import db
+    from telline.scheduling.occurrences import cancel
+    from telline.scheduling.series import InvalidSeries
+    session = db.session()
+    try:
+        cancel(session, series_id, _meeting_on(session, series_id, date))
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"meeting of {date} cancelled")
+
+
+@meeting_group.command("move")
+@click.argument("series_id", type=int)
+@click.argument("date", metavar="YYYY-MM-DD")
+@click.argument("to", metavar="'YYYY-MM-DD HH:MM'")
+@click.option("--duration", type=int, help="Minutes (5-1440); the series' by default.")
+def meeting_move(series_id, date, to, duration):
+    """Move one meeting of a series to another time.
+
+    DATE is the meeting's usual date, TO its new start in the series' local time.
+
+    Members who opted in get a text; moving it back to its usual time restores it."""
+    import datetime as dt
+
+    from telline import db
+    from telline.scheduling.occurrences import move
+    from telline.scheduling.series import InvalidSeries
+    session = db.session()
+    try:
+        original = _meeting_on(session, series_id, date)
+        try:
+            new = dt.datetime.strptime(to.strip(), "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise InvalidSeries("the new time looks like '2026-12-01 19:00' (the series' local time)") from None
+        row = move(session, series_id, original, new, duration)
+    except InvalidSeries as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"meeting of {date} now at {to} (occurrence {row.id})")
+
+
+def _meeting_on(session: Session, series_id: int, date: str) -> dt.datetime:
+    """The rule's start of the series' meeting on DATE (its local date), or InvalidSeries."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from telline import db
     from telline.models import MeetingSeries
-    from telline.scheduling.series import next_start
-    from telline.voice.meetings import cancel
-    session = db.session()
+    from telline.scheduling.series import InvalidSeries, next_start
     series = session.get(MeetingSeries, series_id)
     if series is None:
-        raise click.UsageError(f"there is no meeting series {series_id}")
-    zone = ZoneInfo(series.group.timezone)
+        raise InvalidSeries(f"there is no meeting series {series_id}")
+    zone = ZoneInfo(series.timezone)
     try:
         day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:
-        raise click.UsageError("the date looks like 2026-12-24") from None
+        raise InvalidSeries("the date looks like 2026-12-24") from None
     start = next_start(series, zone, day)
     if start is None or start.astimezone(zone).date() != day.date():
-        raise click.UsageError(f"series {series_id} has no meeting on {date}")
-    cancel(session, series, start)
-    session.commit()
-    click.echo(f"meeting of {date} cancelled")
+        raise InvalidSeries(f"series {series_id} has no meeting on {date}")
+    return start
 
 
 @cli.group("calendar")

@@ -182,6 +182,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Next {group} meeting: {when}. Call {number} and enter code {code} then #.",
         "fr": "Prochaine réunion {group} : {when}. Appelez le {number} et tapez le code {code} puis #.",
     },
+    "sms.meeting_cancelled": {
+        "en": "{group}: the meeting of {when} is cancelled. Text NEXT for the next one.",
+        "fr": "{group} : la réunion du {when} est annulée. Envoyez PROCHAINE pour la suivante.",
+    },
+    "sms.meeting_moved": {
+        "en": "{group}: the meeting of {when} moves to {new}. Same number and code.",
+        "fr": "{group} : la réunion du {when} est déplacée au {new}. Même numéro et même code.",
+    },
+    "sms.meeting_restored": {
+        "en": "{group}: the meeting of {when} is back at its usual time. Same number and code.",
+        "fr": "{group} : la réunion du {when} revient à son heure habituelle. Même numéro et même code.",
+    },
     "sms.next_none": {
         "en": "No {group} meeting is planned yet. We'll text you when one is.",
         "fr": "Aucune réunion {group} n'est prévue pour l'instant. Nous vous préviendrons par SMS.",

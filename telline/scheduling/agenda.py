@@ -23,7 +23,7 @@ class AgendaEntry:
     series_id: int
     title: str
     starts_at: dt.datetime  # UTC
-    local_start: dt.datetime  # in the group's time zone
+    local_start: dt.datetime  # in the series' time zone
     occurrence_id: int | None  # None: no row yet (nobody called, not cancelled)
     status: OccurrenceStatus | None  # the row's, as read now (MeetingOccurrence.status_at); None without a row
     attended: int | None  # people, as telline.voice.roster.attendance counts them; None: still to come
@@ -42,7 +42,7 @@ def agenda(session: Session, now: dt.datetime, *, group_id: int | None = None, s
         raise InvalidSeries(f"there is no group {group_id}")
     if series_id is not None and session.get(MeetingSeries, series_id) is None:
         raise InvalidSeries(f"there is no meeting series {series_id}")
-    query = sa.select(MeetingSeries, Group.timezone).join(Group, Group.id == MeetingSeries.group_id)
+    query = sa.select(MeetingSeries, MeetingSeries.timezone)
     if group_id is not None:
         query = query.where(MeetingSeries.group_id == group_id)
     if series_id is not None:
@@ -57,7 +57,18 @@ def agenda(session: Session, now: dt.datetime, *, group_id: int | None = None, s
             to_come.update(((series.id, s), series) for s in starts_from(series, zone, now - length + _TICK, upcoming))
         gone.update(((series.id, s), series) for s in starts_before(series, zone, now - length, past))
     rows = _rows(session, [series.id for series, _ in chosen], now, upcoming, past)
+    # A meeting of the rule that was moved shows where it now is, not where the rule put it.
+    rule_starts = {start for _, start in (*to_come, *gone)}
+    if rule_starts:
+        rows += session.scalars(sa.select(MeetingOccurrence).where(
+            MeetingOccurrence.series_id.in_([series.id for series, _ in chosen]),
+            MeetingOccurrence.original_start.in_(rule_starts),
+            MeetingOccurrence.starts_at != MeetingOccurrence.original_start))
     by_id = {series.id: series for series, _ in chosen}
+    for row in rows:
+        if row.starts_at != row.original_start:
+            to_come.pop((row.series_id, row.original_start), None)
+            gone.pop((row.series_id, row.original_start), None)
     for row in rows:
         ended = row.ends_at <= now
         (gone if ended else to_come).setdefault((row.series_id, row.starts_at), by_id[row.series_id])

@@ -1,7 +1,9 @@
 """Recurring meetings: create and configure a series, find its starts.
 
-A series stores its first start (UTC) and an RRULE. Recurrence is computed in the
-group's wall-clock time, so "Tuesdays at 19:00" stays 19:00 across DST changes.
+A series stores its first start (UTC), an RRULE and its own IANA zone (the group's unless the
+coordinator chose another). Recurrence is computed in that zone's wall-clock time, so "Tuesdays
+at 19:00" stays 19:00 across DST changes; _utc() is the one place a wall-clock time becomes a
+moment, and says what happens to a time that does not exist or exists twice.
 
 What makes a series is checked here, once, for the CLI and the JSON API alike: each
 refusal is one sentence a coordinator can act on, never a library's message.
@@ -14,6 +16,7 @@ import functools
 import itertools
 import re
 import secrets
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Protocol, TypedDict, Unpack
 from urllib.parse import urlsplit
@@ -44,27 +47,128 @@ class BridgeSettings(TypedDict, total=False):
     wait_url: str  # '' for Twilio's hold music
 
 
+class SeriesChanges(BridgeSettings, total=False):
+    """What update_series() may change; a field left out is left as it is. When, how often and how
+    long a series meets changes from a date on: see telline.scheduling.edits.edit_from."""
+
+    title: str
+    access_code: str
+    host_pin: str
+    reminder_offsets: list[int]
+    host_user_id: int | None
+
+
 def create_series(session: Session, *, group: Group, line: Line, title: str, first_start_local: dt.datetime,
-                  rrule: str = "FREQ=WEEKLY", duration_minutes: int = 60, now: dt.datetime | None = None,
-                  **settings: Unpack[BridgeSettings]) -> MeetingSeries:
-    """first_start_local is naive, in the group's time zone (what a coordinator types)."""
+                  rrule: str = "FREQ=WEEKLY", duration_minutes: int = 60, timezone: str | None = None,
+                  access_code: str | None = None, host_pin: str | None = None,
+                  reminder_offsets: list[int] | None = None, host_user_id: int | None = None,
+                  now: dt.datetime | None = None, **settings: Unpack[BridgeSettings]) -> MeetingSeries:
+    """first_start_local is naive, in the series' zone (`timezone`, IANA; the group's by default):
+    what a coordinator types. A code or PIN not given is generated."""
     if first_start_local.tzinfo is not None:
-        raise InvalidSeries("give the first start as the group's local time, without a zone")
+        raise InvalidSeries("give the first start as local time, without a zone")
     if line.group_id != group.id:
         raise InvalidSeries("the dial-in line belongs to another group")
-    if not 5 <= duration_minutes <= 24 * 60:
-        raise InvalidSeries("a meeting lasts between 5 minutes and 24 hours")
-    zone = ZoneInfo(group.timezone)
+    check_duration(duration_minutes)
+    zone_name = timezone or group.timezone
+    zone = checked_zone(zone_name)
     rule = checked_rule(rrule, first_start_local, zone, duration_minutes=duration_minutes, now=now or utcnow())
     series = MeetingSeries(group_id=group.id, line_id=line.id, title=title.strip()[:120] or group.name,
-                           timezone=group.timezone,
-                           first_start=first_start_local.replace(tzinfo=zone).astimezone(dt.UTC),
+                           timezone=zone_name, first_start=_utc(first_start_local, zone),
                            rrule=rule, duration_minutes=duration_minutes)
+    series.reminder_offsets = checked_offsets(reminder_offsets) if reminder_offsets is not None else [24 * 60, 15]
+    series.host_user_id = host_user_id
     _apply(series, settings)
-    series.access_code = _unused_code(session, line.id)
-    series.host_pin = _unused_code(session, line.id, also_taken={series.access_code})
+    series.access_code = (_chosen_code(session, line.id, access_code, "access code") if access_code
+                          else _unused_code(session, line.id, also_taken={host_pin} if host_pin else frozenset()))
+    series.host_pin = (_chosen_code(session, line.id, host_pin, "host PIN", also_taken={series.access_code})
+                       if host_pin else _unused_code(session, line.id, also_taken={series.access_code}))
     session.add(series)
     return series
+
+
+def update_series(session: Session, series_id: int, **changes: Unpack[SeriesChanges]) -> MeetingSeries:
+    """Change a series' title, codes, reminders, host or bridge settings; all are checked before any
+    is applied, so nothing changes when one is refused."""
+    series = session.get(MeetingSeries, series_id)
+    if series is None:
+        raise InvalidSeries(f"there is no meeting series {series_id}")
+    bridge: BridgeSettings = {k: v for k, v in changes.items()  # type: ignore[assignment]
+                              if k in BridgeSettings.__annotations__}
+    _apply(MeetingSeries(), bridge)  # checked on a scratch row first
+    code, pin = changes.get("access_code"), changes.get("host_pin")
+    if code is not None:
+        code = _chosen_code(session, series.line_id, code, "access code", but=series.id,
+                            also_taken={pin or series.host_pin or ""})
+    if pin is not None:
+        pin = _chosen_code(session, series.line_id, pin, "host PIN", but=series.id,
+                           also_taken={code or series.access_code})
+    offsets = changes.get("reminder_offsets")
+    offsets = checked_offsets(offsets) if offsets is not None else None
+    title = changes.get("title")
+    if title is not None and not title.strip():
+        raise InvalidSeries("a series needs a title")
+    _apply(series, bridge)
+    if code is not None:
+        series.access_code = code
+    if pin is not None:
+        series.host_pin = pin
+    if offsets is not None:
+        series.reminder_offsets = offsets
+    if title is not None:
+        series.title = title.strip()[:120]
+    if "host_user_id" in changes:
+        series.host_user_id = changes["host_user_id"]
+    return series
+
+
+def checked_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError):  # zoneinfo's ZoneInfoNotFoundError is a KeyError
+        raise InvalidSeries(f"{name!r} is not a time zone: give an IANA name such as Europe/Paris") from None
+
+
+def check_duration(minutes: int) -> None:
+    if not 5 <= minutes <= 24 * 60:
+        raise InvalidSeries("a meeting lasts between 5 minutes and 24 hours")
+
+
+MAX_REMINDERS = 5
+MAX_REMINDER_MINUTES = 14 * 24 * 60  # two weeks: earlier than that, a reminder is a newsletter
+
+
+def checked_offsets(offsets: list[int]) -> list[int]:
+    """Reminder offsets (minutes before the start), latest-first as stored: [1440, 15]."""
+    if len(offsets) > MAX_REMINDERS:
+        raise InvalidSeries(f"a series has at most {MAX_REMINDERS} reminders")
+    for minutes in offsets:
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_REMINDER_MINUTES:
+            raise InvalidSeries(f"a reminder goes 1 minute to 14 days ({MAX_REMINDER_MINUTES} minutes) before "
+                                f"the meeting, not {minutes!r}")
+    if len(set(offsets)) != len(offsets):
+        raise InvalidSeries("each reminder offset is given once")
+    return sorted(offsets, reverse=True)
+
+
+CODE_LENGTHS = (4, 12)  # the column holds 12; fewer than 4 is guessed in a few calls
+
+
+def _chosen_code(session: Session, line_id: int, code: str, what: str, *, but: int | None = None,
+                 also_taken: AbstractSet[str] = frozenset()) -> str:
+    """A code a coordinator chose: digits, of a sane length, used by no other series on the line."""
+    code = code.strip()
+    if not code.isascii() or not code.isdigit() or not CODE_LENGTHS[0] <= len(code) <= CODE_LENGTHS[1]:
+        raise InvalidSeries(f"the {what} is {CODE_LENGTHS[0]} to {CODE_LENGTHS[1]} digits")
+    if code in also_taken:
+        raise InvalidSeries("the access code and the host PIN must differ")
+    query = sa.select(MeetingSeries.id).where(
+        MeetingSeries.line_id == line_id, sa.or_(MeetingSeries.access_code == code, MeetingSeries.host_pin == code))
+    if but is not None:
+        query = query.where(MeetingSeries.id != but)
+    if session.scalar(query.limit(1)) is not None:
+        raise InvalidSeries(f"another meeting on this line uses {code}: choose another {what}")
+    return code
 
 
 def configure_series(session: Session, series_id: int, **settings: Unpack[BridgeSettings]) -> MeetingSeries:
@@ -118,7 +222,7 @@ _GOOD_VALUES = {
 
 def checked_rule(rrule: str, first_start_local: dt.datetime, zone: ZoneInfo, *, duration_minutes: int,
                  now: dt.datetime) -> str:
-    """The rule as stored — names in upper case, UNTIL in the group's wall-clock time — or
+    """The rule as stored — names in upper case, UNTIL in the series' wall-clock time — or
     InvalidSeries saying in one sentence what is wrong with it."""
     text = re.sub(r"(?i)^\s*RRULE:", "", rrule).strip()
     if "\n" in text or ":" in text:
@@ -162,7 +266,7 @@ def checked_rule(rrule: str, first_start_local: dt.datetime, zone: ZoneInfo, *, 
 
 
 def _wall_until(value: str, zone: ZoneInfo) -> str:
-    """UNTIL as the group's wall-clock time: with a floating DTSTART (ours) RFC 5545 wants UNTIL
+    """UNTIL as the series' wall-clock time: with a floating DTSTART (ours) RFC 5545 wants UNTIL
     floating too. A UTC time (…Z) is converted; a date alone means the end of that day."""
     try:
         if value.endswith("Z"):
@@ -201,13 +305,12 @@ def overlapping(session: Session, series: MeetingSeries, now: dt.datetime,
     each with the first moment they do. Allowed — callers are told apart by their codes — but a
     coordinator may not mean it."""
     session.flush()
-    zone = ZoneInfo(series.group.timezone)
-    mine = _spans(series, zone, now, horizon)
+    mine = _spans(series, ZoneInfo(series.timezone), now, horizon)
     found = []
     for other in session.scalars(sa.select(MeetingSeries).where(
             MeetingSeries.line_id == series.line_id, MeetingSeries.id != series.id,
             MeetingSeries.active.is_(True)).order_by(MeetingSeries.id)):
-        first = _first_overlap(mine, _spans(other, zone, now, horizon))
+        first = _first_overlap(mine, _spans(other, ZoneInfo(other.timezone), now, horizon))
         if first is not None:
             found.append((other, first))
     return found
@@ -280,7 +383,21 @@ def _wall(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 
 
 def _utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return wall.replace(tzinfo=zone).astimezone(dt.UTC)
+    """THE rule for a wall-clock time on a DST change day, as RFC 5545 §3.3.5 has it: a time that
+    does not exist (02:30 when clocks jump from 02:00 to 03:00) is read with the offset before the
+    gap, so it moves forward by the gap (03:30); a time that exists twice (01:30 when clocks go back
+    from 02:00 to 01:00) is the first of the two (fold=0, still summer time)."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+
+
+def local_start(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """A start's naive wall-clock time, for a coordinator's input read back."""
+    return _wall(moment, zone)
+
+
+def to_utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """A coordinator's naive wall-clock time as a moment, by _utc()'s rule."""
+    return _utc(wall, zone)
 
 
 class _Rule:
@@ -309,27 +426,63 @@ def _rule(rrule: str, local_first: dt.datetime) -> _Rule:
     return _Rule(rrulestr(rrule, dtstart=local_first, cache=True))
 
 
+# A rule's start that was moved (→ its new (start, end)) or cancelled (→ None), by series.
+Changes = Mapping[dt.datetime, tuple[dt.datetime, dt.datetime] | None]
+_TICK = dt.timedelta(microseconds=1)
+
+
+def first_meeting(series: SeriesTimes, zone: ZoneInfo, now: dt.datetime,
+                  changed: Changes) -> tuple[dt.datetime, dt.datetime] | None:
+    """The series' first meeting that ends after `now`, as (start, end) in UTC: the rule's, with its
+    moved meetings where they now are and its cancelled ones left out. THE rule for "which meeting"
+    once occurrences move: the join path, next_meeting and the agenda all read it."""
+    length = dt.timedelta(minutes=series.duration_minutes)
+    start = next_start(series, zone, now - length + _TICK)
+    while start is not None and start in changed:
+        start = next_start(series, zone, start + _TICK)
+    best = (start, start + length) if start is not None else None
+    for moved in changed.values():
+        if moved is not None and moved[1] > now and (best is None or moved[0] < best[0]):
+            best = moved
+    return best
+
+
+def changes(session: Session, series_ids: list[int], since: dt.datetime) -> Mapping[int, Changes]:
+    """Each series' moved and cancelled meetings from `since` on (rows are few: a caller, a
+    cancellation or a move makes one), for first_meeting()."""
+    found: dict[int, dict[dt.datetime, tuple[dt.datetime, dt.datetime] | None]] = {i: {} for i in series_ids}
+    if not series_ids:
+        return found
+    rows = session.execute(sa.select(MeetingOccurrence.series_id, MeetingOccurrence.original_start,
+                                     MeetingOccurrence.starts_at, MeetingOccurrence.ends_at,
+                                     MeetingOccurrence.status, MeetingSeries.duration_minutes)
+                           .join(MeetingSeries, MeetingSeries.id == MeetingOccurrence.series_id)
+                           .where(MeetingOccurrence.series_id.in_(series_ids),
+                                  sa.or_(MeetingOccurrence.ends_at > since,
+                                         MeetingOccurrence.original_start >= since - dt.timedelta(days=1))))
+    for series_id, original, start, end, status, minutes in rows:
+        if status == OccurrenceStatus.CANCELLED:
+            found[series_id][original] = None
+        elif start != original or end != original + dt.timedelta(minutes=minutes):
+            found[series_id][original] = (start, end)
+    return {i: found_one for i, found_one in found.items()}
+
+
 def next_meeting(session: Session, group: Group, now: dt.datetime) -> tuple[MeetingSeries, dt.datetime] | None:
-    """The group's next meeting, or the one on now; never a cancelled one. Every "next meeting" a
-    member hears or reads comes from here (the phone, "press 1" for a reminder, NEXT)."""
-    zone = ZoneInfo(group.timezone)
+    """The group's next meeting, or the one on now, where it now is (moved); never a cancelled one.
+    Every "next meeting" a member hears or reads comes from here (the phone, "press 1" for a
+    reminder, NEXT)."""
     series_list = session.scalars(sa.select(MeetingSeries).where(
         MeetingSeries.group_id == group.id, MeetingSeries.active.is_(True))).all()
     if not series_list:
         return None
-    # Cancelled meetings are rows (the rule knows nothing of them): the few ahead, in one query.
     earliest = now - dt.timedelta(minutes=max(series.duration_minutes for series in series_list))
-    cancelled = {(row.series_id, row.starts_at) for row in session.execute(
-        sa.select(MeetingOccurrence.series_id, MeetingOccurrence.starts_at).where(
-            MeetingOccurrence.series_id.in_([series.id for series in series_list]),
-            MeetingOccurrence.status == OccurrenceStatus.CANCELLED, MeetingOccurrence.starts_at >= earliest))}
+    changed = changes(session, [series.id for series in series_list], earliest)
     best = None
     for series in series_list:
-        start = next_start(series, zone, now - dt.timedelta(minutes=series.duration_minutes))
-        while start is not None and (series.id, start) in cancelled:
-            start = next_start(series, zone, start + dt.timedelta(microseconds=1))
-        if start and (best is None or start < best[1]):
-            best = (series, start)
+        found = first_meeting(series, ZoneInfo(series.timezone), now, changed[series.id])
+        if found and (best is None or found[0] < best[1]):
+            best = (series, found[0])
     return best
 
 

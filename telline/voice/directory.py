@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,8 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
-from telline.models import Group, Line, MeetingSeries
+from telline.models import Group, Line, MeetingOccurrence, MeetingSeries, utcnow
+from telline.scheduling.series import Changes, changes
 from telline.voice.meetings import joinable_start
 
 TTL = 5.0  # seconds
@@ -34,6 +36,7 @@ _Key = tuple[Literal["number"], str] | tuple[Literal["id"], int]
 class Series:
     """A meeting series as the join path reads it (next_start() takes it like a MeetingSeries)."""
     id: int
+    timezone: str  # the series' own zone: its rule is computed in it
     first_start: dt.datetime
     rrule: str
     duration_minutes: int
@@ -61,11 +64,13 @@ class LineInfo:
     language: str
     timezone: str
     series: tuple[Series, ...]  # active ones, oldest first
+    # Their moved (and cancelled) meetings near now, by series id: a moved one is joined where it is.
+    moved: Mapping[int, Changes] = dataclasses.field(default_factory=dict)
 
     def on_now(self, now: dt.datetime) -> list[tuple[Series, dt.datetime]]:
         """(series, start) of every meeting a caller may join at `now`."""
-        zone = ZoneInfo(self.timezone)
-        return [(s, start) for s in self.series if (start := joinable_start(s, zone, now))]
+        return [(s, start) for s in self.series
+                if (start := joinable_start(s, ZoneInfo(s.timezone), now, self.moved.get(s.id)))]
 
 
 _SERIES_COLUMNS = [MeetingSeries.__table__.c[f.name] for f in dataclasses.fields(Series)]
@@ -111,8 +116,11 @@ class LineDirectory:
         info = None
         if rows:
             first = rows[0]
-            info = LineInfo(first[0], first[1], first[2], first[3], first[4],
-                            tuple(Series(*row[5:]) for row in rows if row[5] is not None))
+            series = tuple(Series(*row[5:]) for row in rows if row[5] is not None)
+            # A day back covers any meeting still on; a move is made ahead, so a day is plenty.
+            moved = changes(session, [s.id for s in series], utcnow() - dt.timedelta(days=1))
+            info = LineInfo(first[0], first[1], first[2], first[3], first[4], series,
+                            {i: found for i, found in moved.items() if found})
         expires = time.monotonic() + self.ttl
         with self._lock:
             self._kept[key] = (expires, info)
@@ -130,8 +138,11 @@ def directory() -> LineDirectory:
 
 @sa.event.listens_for(Session, "after_flush")
 def _forget_changed_lines(session: Session, _flush_context: object) -> None:
-    """A line, group or series changed through this process's ORM: the next caller reads afresh
-    (other processes within TTL)."""
-    if has_app_context() and any(isinstance(obj, (Line, Group, MeetingSeries))
-                                 for obj in (*session.new, *session.dirty, *session.deleted)):
+    """A line, group or series changed through this process's ORM, or a meeting moved or cancelled:
+    the next caller reads afresh (other processes within TTL). A first caller's new occurrence row
+    changes nothing the directory keeps."""
+    if has_app_context() and any(
+            isinstance(obj, (Line, Group, MeetingSeries)) or (isinstance(obj, MeetingOccurrence) and (
+                obj in session.dirty or obj.starts_at != obj.original_start))
+            for obj in (*session.new, *session.dirty, *session.deleted)):
         directory().forget()

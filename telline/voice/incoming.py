@@ -227,7 +227,9 @@ def _admit(session: Session, call: Call | CallRow, series: Series, start: dt.dat
     params = {"series_id": series.id, "start": start, "host": role == "host", "max": series.max_participants}
     occurrence = session.connection().execute(_OCCURRENCE, params).first()
     if occurrence is None:  # the meeting's first caller: its row and conference name are made now
-        meetings.occurrence(session, series, start)
+        row = meetings.occurrence(session, series, start)
+        if row.starts_at != start:  # moved away a moment ago (this process read the line before): not here
+            return _no_meeting(session, line, call.from_number, utcnow())
         occurrence = session.connection().execute(_OCCURRENCE, params).one()
     if occurrence.refusal == "cancelled":
         return _no_meeting(session, line, call.from_number, utcnow(), after=occurrence.ends_at)

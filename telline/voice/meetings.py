@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from telline import db
-from telline.models import ConferenceParticipant, MeetingOccurrence, MeetingSeries, OccurrenceStatus
-from telline.scheduling.series import SeriesTimes, next_start
+from telline.models import ConferenceParticipant, MeetingOccurrence, OccurrenceStatus
+from telline.scheduling.series import Changes, SeriesTimes, first_meeting
 
 Refusal = Literal["cancelled", "ended", "locked", "full"]
 
@@ -51,13 +51,14 @@ def reopen(session: Session, occurrence_id: int) -> bool:
         .values(status=OccurrenceStatus.SCHEDULED, ended_at=None))))
 
 
-def joinable_start(series: SeriesTimes, zone: ZoneInfo, now: dt.datetime) -> dt.datetime | None:
+def joinable_start(series: SeriesTimes, zone: ZoneInfo, now: dt.datetime,
+                   moved: Changes | None = None) -> dt.datetime | None:
     """The start of the series' meeting a caller may join at `now` — from `join_early_minutes`
-    before it until its end — or None. `series`: a MeetingSeries or a directory.Series."""
-    length = dt.timedelta(minutes=series.duration_minutes)
-    start = next_start(series, zone, now - length)
-    if start and start - dt.timedelta(minutes=series.join_early_minutes) <= now < start + length:
-        return start
+    before it until its end — or None. `series`: a MeetingSeries or a directory.Series; `moved`:
+    its moved meetings (series.changes), so a moved one is joined where it now is."""
+    found = first_meeting(series, zone, now, moved or {})
+    if found and found[0] - dt.timedelta(minutes=series.join_early_minutes) <= now < found[1]:
+        return found[0]
     return None
 
 
@@ -76,10 +77,4 @@ def occurrence(session: Session, series: SeriesTimes, start: dt.datetime) -> Mee
             session.add(row)
     except IntegrityError:  # another caller's row, committed first
         return session.scalars(query).one()
-    return row
-
-
-def cancel(session: Session, series: MeetingSeries, start: dt.datetime) -> MeetingOccurrence:
-    row = occurrence(session, series, start)
-    row.status = OccurrenceStatus.CANCELLED
     return row

@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from telline.models import Message, utcnow
+from telline.scheduling.occurrences import cancel
 from telline.scheduling.series import next_start
 from telline.texts import when
-from telline.voice import meetings
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
 from tests.voice.conftest import LINE, call, meeting, member, press, said
@@ -23,7 +23,7 @@ def cancel_meetings(session, group, series, count: int, *, from_: dt.datetime) -
     zone = ZoneInfo(group.timezone)
     start = next_start(series, zone, from_)
     for _ in range(count):
-        meetings.cancel(session, series, start)
+        cancel(session, series.id, start, now=start - dt.timedelta(days=1))
         start = next_start(series, zone, start + dt.timedelta(minutes=1))
     session.commit()
     return start

@@ -4,8 +4,8 @@ import pytest
 import sqlalchemy as sa
 
 from telline.models import Call, ConferenceParticipant, ConsentEvent, MeetingOccurrence, Message, utcnow
+from telline.scheduling.occurrences import cancel
 from telline.sms import consent
-from telline.voice import meetings
 from telline.voice.directory import directory
 from tests.signing import post_signed
 from tests.sms.conftest import run_jobs, texts_to
@@ -141,7 +141,7 @@ def test_no_meeting_at_all_says_how_to_reach_a_person(client, session, group, li
 def test_a_cancelled_meeting_points_to_the_next_one(client, session, group, line):
     series = meeting(session, group, line)
     [(s, start)] = directory().by_id(session, line.id).on_now(utcnow())
-    meetings.cancel(session, s, start)
+    cancel(session, s.id, start)
     session.commit()
     sid, _ = call(client)
     root = press(client, sid, series.access_code)

@@ -1,5 +1,6 @@
 """Scheduling and running meetings from the command line."""
 
+import datetime as dt
 import re
 
 import pytest
@@ -37,6 +38,22 @@ def test_cancel_one_meeting(runner, session, group, line):
     assert r.exit_code == 0 and "cancelled" in r.output
     assert session.scalar(sa.select(MeetingOccurrence.status)) == "cancelled"
     assert run(runner, "meeting", "cancel", series.id, "2026-12-09").exit_code == 2  # a Wednesday
+
+
+def test_move_one_meeting_and_its_refusals(runner, session, group, line):
+    run(runner, "meeting", "create", group.id, "--line", "+15005550006", "--first", "2026-12-01 19:00",
+        "--rrule", "FREQ=WEEKLY;BYDAY=TU", "--timezone", "America/New_York")
+    series = session.scalar(sa.select(MeetingSeries))
+    assert series.timezone == "America/New_York"
+    r = run(runner, "meeting", "move", series.id, "2026-12-08", "2026-12-09 18:30", "--duration", "90")
+    assert r.exit_code == 0 and "now at 2026-12-09 18:30" in r.output
+    row = session.scalar(sa.select(MeetingOccurrence))
+    assert (row.starts_at, row.ends_at) == (dt.datetime(2026, 12, 9, 23, 30, tzinfo=dt.UTC),
+                                           dt.datetime(2026, 12, 10, 1, 0, tzinfo=dt.UTC))
+    r = run(runner, "meeting", "move", series.id, "2026-12-15", "2026-12-09 18:45")
+    assert r.exit_code == 2 and "it would overlap this series' meeting of Wed 2026-12-09 18:30" in r.output
+    r = run(runner, "meeting", "move", series.id, "2026-12-15", "tomorrow")
+    assert r.exit_code == 2 and "the new time looks like '2026-12-01 19:00'" in r.output
 
 
 @pytest.mark.parametrize("args,message", [

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from telline.cli import cli
 from telline.models import ConferenceParticipant, Group, Line, MeetingOccurrence, utcnow
+from telline.scheduling.occurrences import cancel
 from telline.scheduling.series import create_series
-from telline.voice.meetings import cancel, occurrence
+from telline.voice.meetings import occurrence
 from tests.sms.conftest import add_member
 from tests.voice.conftest import member
 
@@ -83,7 +84,7 @@ def test_meeting_list_shows_past_and_upcoming_with_their_ids_and_writes_nothing(
     met.status = "ended"
     session.commit()
     attended(session, met, ana.id, bob.id, ana.id)  # Ana rejoined: two people
-    off = cancel(session, series, starts[5])
+    off = cancel(session, series.id, starts[5])
     session.commit()
     rows_before = session.scalar(sa.select(sa.func.count()).select_from(MeetingOccurrence))
 

@@ -38,7 +38,7 @@ from telline.models import (
     Reminder,
     utcnow,
 )
-from telline.scheduling.series import starts_from
+from telline.scheduling.series import MAX_REMINDER_MINUTES, starts_from
 from telline.sms import quiet_hours, segments
 from telline.sms.broadcast import batch_size, batch_timeout, recipients, sender_line
 from telline.sms.outbound import retry_policy
@@ -47,28 +47,10 @@ from telline.texts import t, when
 
 log = logging.getLogger(__name__)
 
-HORIZON = dt.timedelta(days=8)  # meetings planned this far ahead: the largest offset and a day's margin
-MAX_OFFSET_MINUTES = 7 * 24 * 60
-MEETINGS_PER_SERIES = 64  # within the horizon (a daily series: 8)
+# Meetings planned this far ahead: the largest offset a series may have, and a day's margin.
+HORIZON = dt.timedelta(minutes=MAX_REMINDER_MINUTES, days=1)
+MEETINGS_PER_SERIES = 64  # within the horizon (a daily series: 15)
 CLAIM_BATCH = 1000
-
-
-class InvalidOffsets(ValueError):
-    pass
-
-
-def set_offsets(session: Session, series_id: int, offsets: list[int]) -> MeetingSeries:
-    """A series' reminder offsets (minutes before each meeting); the next tick makes pending rows follow."""
-    if not isinstance(offsets, list) or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets):
-        raise InvalidOffsets("reminder offsets are a list of whole minutes")
-    if any(not 1 <= o <= MAX_OFFSET_MINUTES for o in offsets) or len(set(offsets)) != len(offsets) or len(offsets) > 5:
-        raise InvalidOffsets(f"reminder offsets are up to 5 different minutes from 1 to {MAX_OFFSET_MINUTES}")
-    series = session.get(MeetingSeries, series_id)
-    if series is None:
-        raise InvalidOffsets(f"there is no series {series_id}")
-    series.reminder_offsets = sorted(offsets, reverse=True)
-    session.flush()
-    return series
 
 
 def tick() -> dict[str, int]:

@@ -511,6 +511,104 @@ def calendar_revoke(feed_id):
     click.echo(f"calendar feed {feed_id} revoked")
 
 
+@cli.group("user")
+def user_group():
+    """Admins and coordinators: their accounts and API tokens."""
+
+
+def _password(from_stdin: bool) -> str:
+    """From a hidden prompt (typed twice), or the first line of stdin: never an argument, which
+    would land in the shell's history and in `ps` for everyone on the machine."""
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_group.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "coordinator"]), required=True)
+@click.option("--group", "group_ids", type=int, multiple=True, metavar="ID", help="A group a coordinator runs.")
+@click.option("--name", default="", help="Shown to other coordinators (default: the e-mail's name).")
+@click.option("--language", default="en", show_default=True)
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="IANA name, e.g. Europe/Paris")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(email, role, group_ids, name, language, tz, password_stdin):
+    """Add a user (password from a prompt or stdin)."""
+    from telline import db
+    from telline.accounts.users import InvalidUser, create_user
+    session = db.session()
+    try:
+        user = create_user(session, email=email, display_name=name or email.split("@")[0], role=role,
+                           group_ids=group_ids, language=language, timezone=tz, password=_password(password_stdin))
+    except InvalidUser as exc:
+        raise click.UsageError(str(exc)) from None
+    session.commit()
+    click.echo(f"user {user.id} ({user.email}, {user.role}) added")
+
+
+@user_group.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for, to tell tokens apart.")
+def user_token(email, name):
+    """Make an API token for a user (printed once).
+
+    Only a hash of it is kept."""
+    from telline import db
+    from telline.accounts import tokens, users
+    session = db.session()
+    user = users.by_email(session, email)
+    if user is None or not user.active:
+        raise click.UsageError(f"there is no active user {email}")
+    token, raw = tokens.issue_token(session, user, name)
+    session.commit()
+    click.echo(f"token {token.id} for {user.email} (shown once, keep it secret):\n{raw}")
+
+
+@user_group.command("list")
+def user_list():
+    """Every user, their groups and tokens."""
+    from telline import db
+    from telline.accounts import access, tokens, users
+    session = db.session()
+    for user in users.list_users(session):
+        ids = access.group_ids(session, user)
+        groups = "all groups" if access.is_admin(user) else ("groups " + ",".join(map(str, ids)) if ids else "no group")
+        state = "active" if user.active else "deactivated"
+        live = [t for t in tokens.tokens_of(session, user.id) if t.revoked_at is None]
+        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{groups}\t{state}\t"
+                   f"tokens: {', '.join(f'{t.id} ({t.prefix}…)' for t in live) or 'none'}")
+
+
+@user_group.command("revoke-token")
+@click.argument("token_id", type=int)
+def user_revoke_token(token_id):
+    """Stop an API token working, for good."""
+    from telline import db
+    from telline.accounts import tokens
+    session = db.session()
+    if tokens.revoke_token(session, token_id) is None:
+        raise click.UsageError(f"there is no token {token_id}")
+    session.commit()
+    click.echo(f"token {token_id} revoked")
+
+
+@user_group.command("deactivate")
+@click.argument("email")
+def user_deactivate(email):
+    """Stop a user signing in or using their tokens.
+
+    Their past actions stay in the audit log."""
+    from telline import db
+    from telline.accounts import users
+    session = db.session()
+    user = users.by_email(session, email)
+    if user is None:
+        raise click.UsageError(f"there is no user {email}")
+    users.deactivate(session, user)
+    session.commit()
+    click.echo(f"user {user.email} deactivated")
+
+
 @meeting_group.command("unlock")
 @click.argument("number", metavar="LINE")
 @click.option("--caller", help="Only this caller's number; without it, every slowdown on the line.")

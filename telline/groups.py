@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import zoneinfo
 
 import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline import db, phone
+from telline import db, phone, zones
 from telline.models import RATE_UNITS, Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
@@ -32,9 +31,9 @@ def create_group(*, name: str, language: str = "en", timezone: str = "UTC", regi
     if language not in SAY_LANGUAGE:
         raise InvalidGroup(f"Language {language!r} is not available; choose one of {', '.join(SAY_LANGUAGE)}.")
     try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise InvalidGroup(f"{timezone!r} is not a time zone name; use one like Europe/Paris.") from None
+        zones.zone(timezone)
+    except zones.UnknownZone as exc:
+        raise InvalidGroup(str(exc)) from None
     region = region.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidGroup(f"{region!r} is not a country code phonenumbers knows (use e.g. GB, FR, US).")

@@ -51,7 +51,7 @@ def test_groups_and_lines_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["group", "create", "--name", "X", "--timezone", "Mars/Olympus"], "not a time zone name"),
+    (["group", "create", "--name", "X", "--timezone", "Mars/Olympus"], "is not a time zone: give an IANA name"),
     (["group", "create", "--name", "X", "--language", "tlh"], "not available"),
     (["group", "add-line", "1", "12"], "too short"),
     (["group", "add-line", "1", "+1 650 253 0000 x12"], "extension"),

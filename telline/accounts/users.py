@@ -7,7 +7,6 @@ recommendation, with its parameters kept in the hash so a change of them rehashe
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from telline import phone as phone_module
+from telline import zones
 from telline.models import Group, User, UserGroup, UserRole, utcnow
 from telline.texts import SAY_LANGUAGE
 
@@ -55,9 +55,9 @@ def _check_fields(session: Session, *, display_name: str, role: str, language: s
     if language not in SAY_LANGUAGE:
         raise InvalidUser(f"Language “{language}” is not available; choose one of {', '.join(SAY_LANGUAGE)}.")
     try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise InvalidUser(f"“{timezone}” is not a time zone name; use one like Europe/Paris.") from None
+        zones.zone(timezone)
+    except zones.UnknownZone as exc:
+        raise InvalidUser(str(exc)) from None
     e164 = None
     if phone:
         try:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from dateutil.rrule import rrulebase, rrulestr
 from sqlalchemy.orm import Session
 
+from telline import zones
 from telline.models import Group, Line, MeetingOccurrence, MeetingSeries, OccurrenceStatus, utcnow
 
 ACCESS_CODE_DIGITS = 7  # 10 million codes per line: not guessable in the tries a caller gets
@@ -124,9 +125,9 @@ def update_series(session: Session, series_id: int, **changes: Unpack[SeriesChan
 
 def checked_zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError, OSError):  # zoneinfo's ZoneInfoNotFoundError is a KeyError
-        raise InvalidSeries(f"{name!r} is not a time zone: give an IANA name such as Europe/Paris") from None
+        return zones.zone(name)
+    except zones.UnknownZone as exc:
+        raise InvalidSeries(str(exc)) from None
 
 
 def check_duration(minutes: int) -> None:

@@ -26,7 +26,7 @@ def test_user_email_normalised_password_hashed_and_authenticated(session):
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("email", "not-an-email", "is not an e-mail address"),
-    ("timezone", "Mars/Olympus", "is not a time zone name"),
+    ("timezone", "Mars/Olympus", "is not a time zone: give an IANA name"),
     ("phone", "+33 12", "too short"),
     ("role", "root", "The role is admin or coordinator"),
     ("password", "short", "at least 10 characters"),

@@ -61,7 +61,17 @@ def main(argv: list[str]) -> None:
     os.chdir(REPO)
     if argv[0] == "run":
         os.execv(python, [python, "-m", "telline", "run", *argv[1:]])
-    os.execv(python, [python, "-m", "pytest", *argv[1:]])
+    os.execv(python, [python, "-m", "pytest", *parallel(argv[1:]), *argv[1:]])
+
+
+def parallel(pytest_args: list[str]) -> list[str]:
+    """The whole suite on up to three cores (pytest-xdist): most slow tests wait on workers, servers
+    and timeouts, so two processes take little more than half the time of one. Three at most: each
+    takes its own Redis database (tests/conftest.py). Not for a chosen few tests, nor when the
+    caller says how (-n, -p no:xdist)."""
+    chosen = any(a.startswith(("-n", "--numprocesses", "-k", "--pdb")) or a == "no:xdist"
+                 or a.endswith(".py") or "::" in a for a in pytest_args)
+    return [] if chosen else ["-n", str(min(os.cpu_count() or 1, 3))]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -37,8 +38,18 @@ REQUIRE_PG = bool(os.environ.get("CI")) or bool(os.environ.get("TELLINE_REQUIRE_
 
 # --- Redis --------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def redis_url():
-    url, private = localredis.ensure(os.environ.get("TELLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
+def redis_url(worker_id):
+    """TELLINE_TEST_REDIS_URL (default database 13), flushed around each test; each pytest-xdist
+    worker (gw0, gw1, …) takes the next database up, so parallel workers never flush each other."""
+    url = os.environ.get("TELLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    if worker_id != "master":
+        parts = urlsplit(url)
+        base = int(parts.path.strip("/") or 0)
+        database = base + int(worker_id.removeprefix("gw"))
+        if database > 15:
+            pytest.exit(f"no Redis database {database} for xdist worker {worker_id}: run fewer workers (-n)")
+        url = parts._replace(path=f"/{database}").geturl()
+    url, private = localredis.ensure(url)
     yield url
     if private:
         private.stop()

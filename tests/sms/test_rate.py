@@ -162,9 +162,11 @@ def test_processes_sharing_a_sender_never_exceed_its_rate_and_fill_it(conn, rate
     busiest = max(bisect.bisect_right(sent, t + 1.0) - i for i, t in enumerate(sent))
     assert busiest <= RATE
     # Filled: with a backlog each of the RATE slots is reused as soon as its window
-    # has passed, so send i follows send i - RATE by about a second (plus GUARD).
+    # has passed, so send i follows send i - RATE by a second plus GUARD: the best there
+    # is, is RATE / (1 + GUARD) (19.05 on 20/s); 95 % of that leaves room for a busy CI
+    # machine (a 0.95 * RATE bar sat 0.05/s under the ceiling and failed on jitter).
     filled = RATE / statistics.fmean(b - a for a, b in zip(sent, sent[RATE:], strict=False))
-    assert filled >= 0.95 * RATE, (len(sent), filled)
+    assert filled >= 0.95 * RATE / (1 + GUARD), (len(sent), filled)
 
 
 def test_booked_slots_are_paced_a_text_every_window_over_the_rate(limiter):

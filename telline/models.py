@@ -26,6 +26,9 @@ ConsentAction = Literal["opt_in", "opt_out"]
 ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu"]
 MembershipStatus = Literal["pending", "active", "left"]
 NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this number get texts?
+# Statuses that stop every text to the number (unreachable is worth another try): one rule for the
+# broadcast selection (SQL), the batch path and a single send (Python).
+UNTEXTABLE: tuple[NumberStatus, ...] = ("invalid", "landline")
 Role = Literal["member", "host"]  # in a meeting
 InboxStatus = Literal["open", "done"]
 UserRole = Literal["admin", "coordinator"]

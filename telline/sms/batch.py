@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import db, phone, tasks
-from telline.models import Group, Line, Member, Message, MessageEvent, utcnow
+from telline.models import UNTEXTABLE, Group, Line, Member, Message, MessageEvent, utcnow
 from telline.sms import consent, delivery, quiet_hours, rate, send_pool
 from telline.sms.broadcast import batch_size, batch_timeout
 from telline.sms.outbound import BACKOFF, retry_policy
@@ -134,7 +134,7 @@ def _plain(row: Row, member: Row | None) -> bool:
     which the claim checks)?"""
     return not (row.direction != "outbound" or row.status not in delivery.CLAIMABLE or not row.to_number
                 or row.kind == "opt_out_confirmation"
-                or (member is not None and member.sms_status in ("invalid", "landline")))
+                or (member is not None and member.sms_status in UNTEXTABLE))
 
 
 def _not_before(row: Row, line: Row, member: Row | None, now: dt.datetime) -> dt.datetime | None:

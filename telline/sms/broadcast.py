@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from telline import db
-from telline.models import Broadcast, Group, Line, Member, Membership, Message
+from telline.models import UNTEXTABLE, Broadcast, Group, Line, Member, Membership, Message
 from telline.sms import consent, rate, segments
 from telline.sms.outbound import MAX_BODY, InvalidText, retry_policy
 from telline.tasks import durable, enqueue_after_commit
@@ -64,7 +64,7 @@ def recipients(session: Session, group_id: int) -> sa.Select[int, str]:
             .join(Membership, (Membership.member_id == Member.id) & (Membership.group_id == group_id)
                   & (Membership.status == "active"))
             .join(latest, (latest.c.phone == Member.phone) & (latest.c.action == consent.OPT_IN))
-            .where(Member.sms_status.not_in(("invalid", "landline")))
+            .where(Member.sms_status.not_in(UNTEXTABLE))
             .order_by(Member.id))
 
 

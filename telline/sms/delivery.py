@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from telline import db, phone, tasks
 from telline.job_queues import queues
-from telline.models import Line, Member, Message, MessageStatus, NumberStatus, QueueName, utcnow
+from telline.models import UNTEXTABLE, Line, Member, Message, MessageStatus, NumberStatus, QueueName, utcnow
 from telline.sms import consent, quiet_hours, rate
 from telline.sms.outbound import BACKOFF, retry_policy
 from telline.sms.rate import SenderRateLimiter
@@ -147,7 +147,7 @@ def after_failed_send(session: Session, msg: Message, exc: TwilioError | Outcome
 def _refusal(session: Session, msg: Message, to: str, member: Member | None) -> str | None:
     if msg.kind != "opt_out_confirmation" and consent.is_opted_out(session, to):
         return "the number opted out"
-    if member is not None and member.sms_status in ("invalid", "landline"):
+    if member is not None and member.sms_status in UNTEXTABLE:
         return f"the number cannot receive texts ({member.sms_status})"
     return None
 

@@ -38,7 +38,7 @@ from telline.models import (
     Reminder,
     utcnow,
 )
-from telline.scheduling.series import MAX_REMINDER_MINUTES, starts_from
+from telline.scheduling.series import MAX_REMINDER_MINUTES, MAX_REMINDERS, InvalidSeries, checked_offsets, starts_from
 from telline.sms import quiet_hours, segments
 from telline.sms.broadcast import batch_size, batch_timeout, recipients, sender_line
 from telline.sms.outbound import retry_policy
@@ -70,12 +70,32 @@ def _due_at(session: Session, group: Group, start: dt.datetime, offset: int) -> 
                                               group.quiet_start, group.quiet_end) for z in zones)
 
 
+def stored_offsets(series: MeetingSeries) -> list[int] | None:
+    """The series' offsets, or None (logged) when the stored list is not one update_series() would
+    have written (an old import, a hand-edited row): that series gets no new reminder, the tick goes
+    on with the others. The log line names the series only: the offsets are no member's data, but
+    the value is not echoed either, so nothing odd ends up in the logs."""
+    value = series.reminder_offsets
+    try:
+        if not isinstance(value, list):
+            raise InvalidSeries("the reminder offsets are not a list")
+        return checked_offsets(value)
+    except InvalidSeries:
+        log.warning("series skipped: its stored reminder offsets are not valid (1 to %d minutes, at most "
+                    "%d, each once); fix them in the series' settings", MAX_REMINDER_MINUTES, MAX_REMINDERS,
+                    extra={"series_id": series.id})
+        return None
+
+
 def plan(session: Session, now: dt.datetime) -> int:
     """Materialise reminders for meetings within HORIZON; returns the rows added."""
     added = 0
     insert = db.insert_for(session.get_bind().dialect.name)
     for series in session.scalars(sa.select(MeetingSeries).where(MeetingSeries.active)):
         from zoneinfo import ZoneInfo
+        offsets = stored_offsets(series)
+        if offsets is None:
+            continue
         starts = [s for s in starts_from(series, ZoneInfo(series.timezone), now, MEETINGS_PER_SERIES)
                   if s <= now + HORIZON]
         if not starts:
@@ -87,7 +107,7 @@ def plan(session: Session, now: dt.datetime) -> int:
             occurrence = moved.get(original)
             start = occurrence.starts_at if occurrence else original
             cancelled = occurrence is not None and occurrence.status == OccurrenceStatus.CANCELLED
-            for offset in series.reminder_offsets:
+            for offset in offsets:
                 due = _due_at(session, series.group, start, offset)
                 rows.append(dict(series_id=series.id, original_start=original, starts_at=start,
                                  offset_minutes=offset, due_at=due,
@@ -102,7 +122,7 @@ def plan(session: Session, now: dt.datetime) -> int:
                                      .returning(Reminder.id)).all())
         session.execute(sa.update(Reminder).where(
             Reminder.series_id == series.id, Reminder.state == "pending",
-            Reminder.offset_minutes.not_in(series.reminder_offsets)).values(state="cancelled"))
+            Reminder.offset_minutes.not_in(offsets)).values(state="cancelled"))
     # A deactivated series' pending reminders go with it.
     session.execute(sa.update(Reminder).where(
         Reminder.state == "pending", Reminder.series_id.in_(
@@ -140,7 +160,7 @@ def fan_out(reminder_id: int) -> int:
     occurrence = session.scalar(sa.select(MeetingOccurrence).where(
         MeetingOccurrence.series_id == series.id, MeetingOccurrence.original_start == reminder.original_start))
     if not series.active or (occurrence is not None and occurrence.status == OccurrenceStatus.CANCELLED) \
-            or reminder.offset_minutes not in series.reminder_offsets:
+            or reminder.offset_minutes not in (stored_offsets(series) or ()):
         reminder.state = "cancelled"
         session.commit()
         return 0

@@ -1,8 +1,10 @@
 import datetime as dt
+import logging
 
+import pytest
 import sqlalchemy as sa
 
-from telline.models import MeetingOccurrence, Message, OccurrenceStatus, Reminder
+from telline.models import MeetingOccurrence, MeetingSeries, Message, OccurrenceStatus, Reminder
 from telline.scheduling import reminders
 from telline.scheduling.series import create_series
 from tests.sms.conftest import add_member
@@ -41,3 +43,93 @@ def test_planned_once_claimed_when_due_one_text_per_member_and_cancelled_meeting
     session.commit()
     reminders.plan(session, now)
     assert session.get(Reminder, other.id).state == "cancelled"
+
+
+def _first_meeting_in(hours: float) -> tuple[dt.datetime, dt.datetime]:
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    first = (now + dt.timedelta(hours=hours)).replace(tzinfo=None)
+    return now, first
+
+
+def _rows(session, series):
+    session.expire_all()
+    return session.scalars(sa.select(Reminder).where(Reminder.series_id == series.id)
+                           .order_by(Reminder.original_start, Reminder.offset_minutes)).all()
+
+
+def test_a_moved_meetings_reminders_follow_it_and_none_goes_at_the_old_time(app, session, group, line):
+    from telline.scheduling.occurrences import move
+    add_member(session, group, "+447911123456")
+    now, first = _first_meeting_in(30)
+    series = _series(session, group, line, first)
+    reminders.plan(session, now)
+    original = first.replace(tzinfo=dt.UTC)
+    # Three hours later, in the series' zone (UTC here).
+    move(session, series.id, original, first + dt.timedelta(hours=3), now=now)
+    session.commit()
+    reminders.plan(session, now)
+    moved = [r for r in _rows(session, series) if r.original_start == original]
+    later = original + dt.timedelta(hours=3)
+    assert {(r.offset_minutes, r.starts_at, r.due_at, r.state) for r in moved} == {
+        (1440, later, later - dt.timedelta(days=1), "pending"),
+        (15, later, later - dt.timedelta(minutes=15), "pending")}
+    # At the old 24 h moment nothing is due; at the new one, one text.
+    assert reminders.claim_due(session, original - dt.timedelta(days=1) + dt.timedelta(minutes=1)) == 0
+    assert reminders.claim_due(session, later - dt.timedelta(days=1) + dt.timedelta(minutes=1)) == 1
+    [claimed] = session.scalars(sa.select(Reminder).where(Reminder.state == "sending")).all()
+    assert claimed.original_start == original and claimed.offset_minutes == 1440
+
+
+def test_a_deactivated_series_pending_reminders_are_cancelled_and_nothing_is_sent(app, session, group, line):
+    add_member(session, group, "+447911123456")
+    now, first = _first_meeting_in(2)
+    series = _series(session, group, line, first)
+    reminders.plan(session, now)
+    # One reminder already claimed (its fan_out task still queued) when the series is stopped.
+    assert reminders.claim_due(session, now + dt.timedelta(minutes=1)) == 1  # the 24 h one, overdue
+    series.active = False
+    session.commit()
+    reminders.plan(session, now)
+    rows = _rows(session, series)
+    assert {r.state for r in rows if r.state != "sending"} == {"cancelled"}
+    [sending] = [r for r in rows if r.state == "sending"]
+    assert reminders.fan_out(sending.id) == 0
+    assert session.get(Reminder, sending.id).state == "cancelled"
+    assert session.scalars(sa.select(Message).where(Message.kind == "reminder")).all() == []
+
+
+def test_an_offset_removed_cancels_its_pending_rows_and_one_added_is_planned(app, session, group, line):
+    from telline.scheduling.series import update_series
+    add_member(session, group, "+447911123456")
+    now, first = _first_meeting_in(30)
+    series = _series(session, group, line, first)
+    reminders.plan(session, now)
+    update_series(session, series.id, reminder_offsets=[15, 120])
+    session.commit()
+    assert reminders.plan(session, now) > 0
+    states = {}
+    for r in _rows(session, series):
+        states.setdefault(r.offset_minutes, set()).add(r.state)
+    assert states == {1440: {"cancelled"}, 120: {"pending"}, 15: {"pending"}}
+    original = first.replace(tzinfo=dt.UTC)
+    [added] = [r for r in _rows(session, series) if r.offset_minutes == 120 and r.original_start == original]
+    assert added.due_at == original - dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize("stored", [[0], [-5], "x", ["15"], [15, "x"], None, {"a": 1}])
+def test_a_stored_broken_offset_list_is_logged_and_the_other_series_are_still_planned(
+        app, session, group, line, caplog, stored):
+    add_member(session, group, "+447911123456")
+    now, first = _first_meeting_in(30)
+    broken = _series(session, group, line, first)
+    good = _series(session, group, line, first + dt.timedelta(hours=2))
+    # Written behind the checks' back (an old import, a hand-edited row).
+    session.execute(sa.update(MeetingSeries).where(MeetingSeries.id == broken.id).values(reminder_offsets=stored))
+    session.commit()
+    with caplog.at_level(logging.WARNING, logger="telline.scheduling.reminders"):
+        assert reminders.tick()["planned"] > 0
+    assert _rows(session, broken) == []
+    assert {r.offset_minutes for r in _rows(session, good)} == {1440, 15}
+    [record] = [r for r in caplog.records if "reminder offsets" in r.getMessage()]
+    assert record.series_id == broken.id
+    assert "+44" not in record.getMessage() and "7911123456" not in caplog.text

@@ -61,17 +61,24 @@ def main(argv: list[str]) -> None:
     os.chdir(REPO)
     if argv[0] == "run":
         os.execv(python, [python, "-m", "telline", "run", *argv[1:]])
-    os.execv(python, [python, "-m", "pytest", *parallel(argv[1:]), *argv[1:]])
+    pytest = [python, "-m", "pytest"]
+    if chosen_by_caller(argv[1:]):
+        os.execv(python, [*pytest, *argv[1:]])
+    # The whole suite on up to three cores (pytest-xdist): most slow tests wait on workers, servers
+    # and timeouts, so two processes take little more than half the time of one. Three at most:
+    # each takes its own Redis database (tests/conftest.py). Tests that measure time (marked
+    # `timing`) run after, alone: next to two other busy test processes they measure the machine.
+    cores = str(min(os.cpu_count() or 1, 3))
+    shared = subprocess.run([*pytest, "-n", cores, "-m", "not timing", *argv[1:]], check=False)
+    alone = subprocess.run([*pytest, "-n", "0", "-m", "timing", *argv[1:]], check=False)
+    no_tests_collected = 5  # pytest's exit code when nothing is marked (yet) or selected
+    sys.exit(shared.returncode or (0 if alone.returncode == no_tests_collected else alone.returncode))
 
 
-def parallel(pytest_args: list[str]) -> list[str]:
-    """The whole suite on up to three cores (pytest-xdist): most slow tests wait on workers, servers
-    and timeouts, so two processes take little more than half the time of one. Three at most: each
-    takes its own Redis database (tests/conftest.py). Not for a chosen few tests, nor when the
-    caller says how (-n, -p no:xdist)."""
-    chosen = any(a.startswith(("-n", "--numprocesses", "-k", "--pdb")) or a == "no:xdist"
-                 or a.endswith(".py") or "::" in a for a in pytest_args)
-    return [] if chosen else ["-n", str(min(os.cpu_count() or 1, 3))]
+def chosen_by_caller(pytest_args: list[str]) -> bool:
+    """A chosen few tests, or a caller who says how to run them, run as asked, in one pass."""
+    return any(a.startswith(("-n", "--numprocesses", "-k", "-m", "--pdb")) or a.endswith(".py") or "::" in a
+               for a in pytest_args)
 
 
 if __name__ == "__main__":

@@ -235,6 +235,9 @@ class ConsentEvent(Base):
 
 class Message(Base):
     __tablename__ = "messages"
+    # The retention purge (telline.members.retention) looks for old texts that still hold a body.
+    __table_args__ = (sa.Index("ix_messages_created_at_with_body", "created_at",
+                               postgresql_where=sa.text("body <> ''"), sqlite_where=sa.text("body <> ''")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     direction: Mapped[Direction] = mapped_column(sa.String(8))
     line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lines.id", ondelete="SET NULL"), index=True)
@@ -320,6 +323,8 @@ class MeetingSeries(Base):
     host_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     # Minutes before each meeting that opted-in members get a reminder (telline.scheduling.reminders).
     reminder_offsets: Mapped[list[int]] = mapped_column(sa.JSON, default=lambda: [24 * 60, 15])
+    # How far ahead this series' reminder rows are written; None: from now (new or edited series).
+    reminders_planned_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # --- how the bridge behaves (members' privacy first: the options are off by default)
     join_early_minutes: Mapped[int] = mapped_column(default=10)
     max_participants: Mapped[int] = mapped_column(default=40)  # Twilio allows 2–250

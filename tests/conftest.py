@@ -38,11 +38,12 @@ REQUIRE_PG = bool(os.environ.get("CI")) or bool(os.environ.get("TELLINE_REQUIRE_
 
 # --- Redis --------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def redis_url(worker_id):
+def redis_url():
     """TELLINE_TEST_REDIS_URL (default database 13), flushed around each test; each pytest-xdist
     worker (gw0, gw1, …) takes the next database up, so parallel workers never flush each other."""
     url = os.environ.get("TELLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-    if worker_id != "master":
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER")  # set by xdist in its workers only
+    if worker_id:
         parts = urlsplit(url)
         base = int(parts.path.strip("/") or 0)
         database = base + int(worker_id.removeprefix("gw"))

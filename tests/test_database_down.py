@@ -161,6 +161,7 @@ def test_a_stopped_database_every_webhook_answers_and_the_text_is_kept(line_app,
     _replay_and_check_the_stop_was_kept(line_app, redis_conn)
 
 
+@pytest.mark.timing
 def test_a_table_locked_by_someone_else_costs_a_caller_two_seconds_not_the_call(redis_url, redis_conn, standin):
     """A live but stuck database (a lock held by another session, as a long migration or a command
     would): the request's lock and statement limits end the wait well inside Twilio's 15 s."""

@@ -201,6 +201,7 @@ def test_a_status_callback_that_beats_the_batch_is_applied(app, session, group, 
     assert [m.status for m in rows(session, ids)] == ["delivered"] * 3
 
 
+@pytest.mark.timing
 def test_several_texts_are_in_flight_at_once(app, session, group, standin):
     """Twilio takes ~0.2 s to answer: one at a time, 20 texts would take 4 s."""
     _, ids = broadcast_rows(session, group, 20)
@@ -211,6 +212,7 @@ def test_several_texts_are_in_flight_at_once(app, session, group, standin):
     assert sorted(m.twilio_sid for m in rows(session, ids)) == sorted(m["sid"] for m in standin.messages_sent())
 
 
+@pytest.mark.timing
 def test_a_job_sends_for_a_few_seconds_and_hands_the_rest_to_the_next(app, session, group, line, standin,
                                                                       monkeypatch):
     line.sms_rate = 10

@@ -18,6 +18,9 @@ import redis
 from telline.phone import mask
 from telline.sms.rate import GUARD, SenderRateLimiter, window
 
+# Every test here measures time: the README's test command runs them alone, after the rest.
+pytestmark = pytest.mark.timing
+
 LONG_CODE = "+15005550006"
 SHORT_CODE = "+15005550009"
 SECOND = 1 + GUARD  # every window is this much longer than the rate says

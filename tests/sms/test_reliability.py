@@ -288,6 +288,7 @@ def started_tasks(session, redis_conn) -> dict[int, str]:
 KILL_TEST_ON_POSTGRES = bool(os.environ.get("CI") or os.environ.get("TELLINE_RELIABILITY_POSTGRES"))
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the work horses through /proc")
 @pytest.mark.parametrize("fresh_database_url", [

@@ -372,6 +372,7 @@ def test_an_answer_waits_the_latency_after_the_request_is_recorded_and_acted_on(
         assert seen_while_waiting == [([MEMBER], [None])]  # created at once; its answer still pending
 
 
+@pytest.mark.timing
 def test_the_control_api_is_not_delayed():
     with StandIn(AUTH_TOKEN, latency=1.0) as slow:
         control = StandInControl(slow.url)
@@ -382,6 +383,7 @@ def test_the_control_api_is_not_delayed():
         assert time.monotonic() - started < 0.5
 
 
+@pytest.mark.timing
 def test_concurrent_requests_overlap_instead_of_queueing():
     """The werkzeug server runs a thread per connection: 120 requests sleeping at once all end
     about one latency after they started, not 120 latencies."""
@@ -430,6 +432,7 @@ def test_an_injected_delay_comes_on_top_of_the_latency():
         assert time.monotonic() - started >= 0.5
 
 
+@pytest.mark.timing
 def test_latency_is_set_at_run_time_through_the_control_api_and_reset_restores_it(standin):
     control = StandInControl(standin.url)
     control.set_auto_status("sent")
@@ -446,6 +449,7 @@ def test_latency_is_set_at_run_time_through_the_control_api_and_reset_restores_i
     assert time.monotonic() - started < 0.2
 
 
+@pytest.mark.timing
 def test_reset_cuts_a_sleeping_answer_short():
     with StandIn(AUTH_TOKEN, latency=30) as slow:
         threading.Timer(0.3, slow.reset).start()

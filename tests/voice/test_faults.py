@@ -79,6 +79,7 @@ def test_no_meeting_now_and_press_1_while_redis_is_down(client, session, group, 
     assert sorted(kinds) == ["reminder", "reply"]
 
 
+@pytest.mark.timing
 def test_a_frozen_redis_costs_a_wrong_code_a_second_not_the_call(client, session, group, line, private_redis):
     meeting(session, group, line)
     sid, _ = call(client, sender=CALLER)

@@ -49,6 +49,9 @@ def create_app(config: Settings | Mapping[str, object] | None = None) -> Flask:
     sms.init_app(app)
     voice.init_app(app)  # after sms: it adds its text commands to the SMS router
 
+    from telline import admin
+    admin.init_app(app, settings)
+
     from telline import health
     from telline.scheduling import calendar_web
     from telline.twilio import webhooks

@@ -17,11 +17,12 @@ STATIC = Path(__file__).with_name("static")
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    from telline.admin import live, login, sessions, today
+    from telline.admin import attendance, live, login, sessions, today
     sessions.init_app(app, settings)
     app.register_blueprint(login.blueprint(sessions.limiter_of(app)))
     app.register_blueprint(today.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(attendance.bp)
     # Cache busting without a build step: an asset's URL carries a digest of its content, so a
     # browser may keep it for a year and still never runs an old one after an upgrade.
     versions = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in STATIC.iterdir()}

@@ -99,6 +99,12 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else "Refused."
 
 
+@bp.errorhandler(RecursionError)
+def _too_deep(_error: RecursionError) -> Response:
+    """JSON nested thousands deep (`[[[[…`) exhausts the parser's stack: a bad body, not a fault."""
+    return response(400, "The request body is not valid JSON (nested too deeply).")
+
+
 _refusals: tuple[type[Exception], ...] = (access.NotFound, access.Forbidden, *REFUSALS)
 for _exc in _refusals:  # raised in the views: the blueprint's own handlers
     bp.register_error_handler(_exc, _refused)

@@ -49,7 +49,7 @@ def create_token(data: dict[str, Any]) -> dict[str, Any]:
     audit.record(session, user, "token.create", target_type="api_token", target_id=token.id,
                  detail={"token_id": token.id})
     session.commit()
-    return {**schemas.TokenOut().dump(token), "token": raw}
+    return {**{name: getattr(token, name) for name in schemas.TokenOut().fields}, "token": raw}
 
 
 @bp.delete("/me/tokens/<int:token_id>")

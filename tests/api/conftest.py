@@ -77,3 +77,46 @@ def world(session):
 @pytest.fixture
 def api(client):
     return lambda token=None: Api(client, token)
+
+
+@dataclasses.dataclass
+class Things:
+    """One of each kind of object, all of `world.mine`, with a text whose body must not leak."""
+
+    series_id: int
+    occurrence_id: int
+    inbox_item_id: int
+    message_id: int
+    feed_id: int
+    member_id: int
+    body: str = "I am not doing well tonight"
+
+
+@pytest.fixture
+def things(world, session):
+    import datetime as dt
+
+    from telline.models import InboxItem, Member, Membership, Message, utcnow
+    from telline.scheduling import calendar_feeds
+    from telline.scheduling.series import create_series
+    from telline.voice.meetings import occurrence
+    now = utcnow()
+    first = (now - dt.timedelta(days=7)).astimezone(dt.UTC).replace(tzinfo=None, hour=19, minute=0, second=0,
+                                                                     microsecond=0)
+    series = create_series(session, group=world.mine, line=world.line, title="Tuesday", first_start_local=first,
+                           rrule="FREQ=WEEKLY", timezone="UTC", now=now)
+    session.flush()
+    row = occurrence(session, series, series.first_start)
+    member = Member(display_name="Sam", phone="+447700900123")
+    session.add(member)
+    session.flush()
+    session.add(Membership(member_id=member.id, group_id=world.mine.id))
+    message = Message(direction="inbound", line_id=world.line.id, member_id=member.id, from_number=member.phone,
+                      to_number=world.line.phone_number, body=Things.body, status="received")
+    session.add(message)
+    session.flush()
+    item = InboxItem(message_id=message.id, group_id=world.mine.id, member_id=member.id)
+    session.add(item)
+    feed, _token = calendar_feeds.create_feed(session, world.mine.id)
+    session.commit()
+    return Things(series.id, row.id, item.id, message.id, feed.id, member.id)

@@ -23,8 +23,8 @@ from tests.admin.test_sessions import PASSWORD, sign_in
 def history(session):
     """A weekly Paris meeting that began about three weeks ago: its first three meetings had 3, 0
     (nobody came) and 2 people; a fourth, if the clock has passed it today, had nobody."""
-    group = groups.create_group(name="Carers", timezone="Europe/Paris", region="FR")
-    line = groups.add_line(group.id, "+33 1 84 88 00 00")
+    group = groups.create_group(session, name="Carers", timezone="Europe/Paris", region="FR")
+    line = groups.add_line(session, group.id, "+33 1 84 88 00 00")
     first = (utcnow() - dt.timedelta(days=21)).astimezone(zone("Europe/Paris")).replace(
         tzinfo=None, hour=19, minute=0, second=0, microsecond=0)
     series = create_series(session, group=group, line=line, title="Tuesday circle", first_start_local=first,
@@ -97,7 +97,7 @@ def test_csv_exports_are_formula_safe_and_audited(client, session, history):
 
 def test_another_groups_coordinator_gets_404_everywhere(client, session, history):
     group, meetings = history
-    other = groups.create_group(name="Elsewhere")
+    other = groups.create_group(session, name="Elsewhere")
     users.create_user(session, email="bob@example.org", display_name="Bob", password=PASSWORD,
                       role="coordinator", group_ids=[other.id])
     session.commit()

@@ -109,7 +109,7 @@ def test_lock_unlock_and_a_refused_action_is_said_on_the_page(client, session, c
 
 def test_another_groups_coordinator_and_nobody_see_nothing(client, session, live):  # noqa: F811
     occ, sids = live
-    other = groups.create_group(name="Elsewhere")
+    other = groups.create_group(session, name="Elsewhere")
     users.create_user(session, email="ana@example.org", display_name="Ana", password=PASSWORD,
                       role="coordinator", group_ids=[other.id])
     session.commit()

@@ -17,10 +17,10 @@ PASSWORD = "correct horse 1"
 
 @pytest.fixture
 def coordinator(session):
-    mine = groups.create_group(name="Carers Tuesday", timezone="Europe/Paris", region="FR")
-    other = groups.create_group(name="Grief Circle", timezone="America/New_York")
+    mine = groups.create_group(session, name="Carers Tuesday", timezone="Europe/Paris", region="FR")
+    other = groups.create_group(session, name="Grief Circle", timezone="America/New_York")
     for group, number in ((mine, "+33 1 84 88 00 00"), (other, "+1 617 555 0100")):
-        line = groups.add_line(group.id, number)
+        line = groups.add_line(session, group.id, number)
         create_series(session, group=group, line=line, title=f"{group.name} meeting",
                       first_start_local=dt.datetime(2027, 1, 5, 19, 0), rrule="FREQ=WEEKLY",
                       now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))

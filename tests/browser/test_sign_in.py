@@ -14,9 +14,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def coordinator(served):
-    group = groups.create_group(name="Carers Tuesday", timezone="Europe/Paris", region="FR")
-    line = groups.add_line(group.id, "+33 1 84 88 00 00")
     session = db.session()
+    group = groups.create_group(session, name="Carers Tuesday", timezone="Europe/Paris", region="FR")
+    line = groups.add_line(session, group.id, "+33 1 84 88 00 00")
     create_series(session, group=group, line=line, title="Tuesday evening", rrule="FREQ=WEEKLY",
                   first_start_local=dt.datetime(2030, 1, 1, 19, 0))
     users.create_user(session, email="ana@example.org", display_name="Ana", password="correct horse 1",

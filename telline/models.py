@@ -23,7 +23,8 @@ MessageKind = Literal["message", "reply", "opt_out_confirmation", "broadcast", "
                       "dialout_missed", "meeting_notice"]
 Channel = Literal["sms", "voice"]
 ConsentAction = Literal["opt_in", "opt_out"]
-ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu"]
+# erasure: the opt-out telline adds when it erases a number's data (telline.members.erasure).
+ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu", "erasure"]
 MembershipStatus = Literal["pending", "active", "left"]
 NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this number get texts?
 # Statuses that stop every text to the number (unreachable is worth another try): one rule for the
@@ -226,10 +227,12 @@ class ConsentEvent(Base):
     phone: Mapped[str] = mapped_column(Phone)
     channel: Mapped[Channel] = mapped_column(sa.String(8), default="sms")
     action: Mapped[ConsentAction] = mapped_column(sa.String(8))
-    # keyword | web | import | carrier (a 21610 from Twilio) | advanced_opt_out | voice_menu
+    # keyword | web | import | carrier (a 21610 from Twilio) | advanced_opt_out | voice_menu | erasure
     source: Mapped[ConsentSource] = mapped_column(sa.String(24))
     group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"))
     detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    # When the consent was given, as its record says (a CSV's consent_date); None: at created_at.
+    given_on: Mapped[dt.date | None] = mapped_column(sa.Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

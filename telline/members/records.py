@@ -150,11 +150,10 @@ def checked_consent(given: GivenConsent, group: Group, now: dt.datetime | None =
 
 def record_consent(session: Session, number: str, group_id: int, given: GivenConsent | None,
                    source: ConsentSource) -> ConsentOutcome:
-    """Append the opt-in a coordinator recorded — never over a standing opt-out: a STOP stands until the
-    member themselves opts back in (START, YES, JOIN). The rule for both the form and the import."""
+    """Append the opt-in a coordinator recorded, unless the number opted out (may_record_opt_in)."""
     if given is None:
         return "none"
-    if consent.is_opted_out(session, number):
+    if not may_record_opt_in(consent.current(session, number)):
         return "opted_out"
     consent.record(session, number, consent.OPT_IN, source, group_id=group_id, detail=given.how,
                    given_on=given.on)
@@ -264,14 +263,37 @@ def add_member(session: Session, user: User, group_id: int, *, number: str, disp
 def refuse_existing(session: Session, member_id: int, group_id: int) -> None:
     status = session.scalar(sa.select(Membership.status).where(Membership.member_id == member_id,
                                                                Membership.group_id == group_id))
+    reason = already_member(member_id, status)
+    if reason:
+        raise InvalidMember(reason)
+
+
+def already_member(member_id: int, status: MembershipStatus | None) -> str | None:
+    """Why a number cannot be added to a group it has this membership of (None: it can)."""
     if status == "left":
-        raise InvalidMember(f"This number was a member of the group (member {member_id}), deactivated: "
-                            "reactivate them instead.")
+        return (f"This number was a member of the group (member {member_id}), deactivated: "
+                "reactivate them instead.")
     if status == "pending":
-        raise InvalidMember(f"This number is already a member of the group (member {member_id}), "
-                            "waiting to confirm by text.")
+        return f"This number is already a member of the group (member {member_id}), waiting to confirm by text."
     if status is not None:
-        raise InvalidMember(f"This number is already a member of the group (member {member_id}).")
+        return f"This number is already a member of the group (member {member_id})."
+    return None
+
+
+def may_record_opt_in(latest: ConsentAction | None) -> bool:
+    """A coordinator's record of consent never stands over an opt-out: a STOP stands until the member
+    themselves opts back in (START, YES, JOIN)."""
+    return latest != consent.OPT_OUT
+
+
+def apply_fields(member: Member, *, display_name: str, language: str | None, timezone: str | None) -> list[str]:
+    """Write the given (non-empty) fields over a member telline knew already; returns those changed."""
+    changed = []
+    for field, value in (("display_name", display_name), ("language", language), ("timezone", timezone)):
+        if value and getattr(member, field) != value:
+            setattr(member, field, value)
+            changed.append(field)
+    return changed
 
 
 def _join(session: Session, group_id: int, e164: str, member: Member | None, *, name: str,
@@ -283,10 +305,7 @@ def _join(session: Session, group_id: int, e164: str, member: Member | None, *, 
         session.add(member)
         session.flush()
     else:
-        for field, value in (("display_name", name), ("language", language), ("timezone", timezone)):
-            if value and getattr(member, field) != value:
-                setattr(member, field, value)
-                changed.append(field)
+        changed = apply_fields(member, display_name=name, language=language, timezone=timezone)
     session.add(Membership(member_id=member.id, group_id=group_id, status="active"))
     return member, changed
 

@@ -13,6 +13,9 @@ from telline import db, phone, zones
 from telline.models import RATE_UNITS, Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
+# How long a text's body may be kept (telline.members.retention): a day to ten years.
+RETENTION_DAYS = range(1, 3651)
+
 
 class InvalidGroup(ValueError):
     pass
@@ -63,8 +66,8 @@ def add_line(group_id: int, number: str) -> Line:
 
 def configure_group(group_id: int, *, text_code: str | None = None, join_needs_confirmation: bool | None = None,
                     quiet_hours: str | None = None, crisis_resource: str | None = None,
-                    coordinator_contact: str | None = None) -> Group:
-    """Change a group's SMS settings; None leaves a setting as it is."""
+                    coordinator_contact: str | None = None, retention_days: int | None = None) -> Group:
+    """Change a group's SMS settings and how long its texts' bodies are kept; None leaves a setting as it is."""
     session = db.session()
     group = session.get(Group, group_id)
     if group is None:
@@ -84,6 +87,11 @@ def configure_group(group_id: int, *, text_code: str | None = None, join_needs_c
         group.crisis_resource = crisis_resource.strip()[:300]
     if coordinator_contact is not None:
         group.coordinator_contact = coordinator_contact.strip()[:200]
+    if retention_days is not None:
+        if retention_days not in RETENTION_DAYS:
+            raise InvalidGroup(f"Message bodies are kept {RETENTION_DAYS.start} to {RETENTION_DAYS.stop - 1} days, "
+                               f"not {retention_days}.")
+        group.message_retention_days = retention_days
     session.commit()
     return group
 

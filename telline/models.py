@@ -40,6 +40,8 @@ Encoding = Literal["GSM-7", "UCS-2"]
 QueueName = Literal["urgent", "default", "bulk"]  # telline.job_queues: a task's RQ queue
 # What a task's job takes (telline.tasks.enqueue_after_commit): ids and short strings, or a batch of ids.
 JobArg = int | str | bool | None | list[int]
+# Days a text's body is kept (telline.members.retention), unless a group says otherwise.
+DEFAULT_RETENTION_DAYS = 180
 
 
 def utcnow() -> dt.datetime:
@@ -89,7 +91,7 @@ class Group(Base):
     # Region used to read numbers written without a country code (ISO 3166: GB, FR, US).
     default_region: Mapped[str] = mapped_column(sa.String(2), default="US")
     # Message bodies older than this are blanked by the retention job (the rows and their status stay).
-    message_retention_days: Mapped[int] = mapped_column(default=180)
+    message_retention_days: Mapped[int] = mapped_column(default=DEFAULT_RETENTION_DAYS)
     # What members text after JOIN (upper-case letters and digits); None: not joinable by text.
     text_code: Mapped[str | None] = mapped_column(sa.String(12), unique=True)
     # Double opt-in: JOIN asks "reply YES"; False joins at once (the JOIN text is the consent).

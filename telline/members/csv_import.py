@@ -70,7 +70,6 @@ class RowResult:
     status: MembershipStatus = "active"
     consent: ConsentPlan = "none"
     consent_given: GivenConsent | None = None
-    known_member_id: int | None = None  # telline knows this number already (it joins this group too)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +96,7 @@ class ImportResult:
 def preview(session: Session, user: User, group_id: int, data: bytes | str) -> Preview:
     """What importing this file would do, row by row; writes nothing."""
     group = access.require_group(session, user, group_id)
-    return _preview(session, group, data)
+    return _check(session, group, data)[0]
 
 
 def commit_import(session: Session, user: User, group_id: int, data: bytes | str, *,
@@ -106,13 +105,13 @@ def commit_import(session: Session, user: User, group_id: int, data: bytes | str
     nothing written), checked again now, in one savepoint: all of them or, on any failure, none.
     The caller commits (with the audit row written here)."""
     group = access.require_group(session, user, group_id)
-    checked = _preview(session, group, data)
+    checked, known = _check(session, group, data)
     if all_valid and checked.errors:
         raise ImportRejected(checked)
     rows = [r for r in checked.rows if r.ok]
     try:
         with session.begin_nested():
-            recorded = _write(session, group, rows)
+            recorded = _write(session, group, rows, known)
     except sa.exc.IntegrityError:
         raise ImportConflict("Some of these numbers were added to telline while the file was being imported; "
                              "nothing was imported: preview the file again.") from None
@@ -259,7 +258,9 @@ def _known(session: Session, group_id: int,
     return members, latest
 
 
-def _preview(session: Session, group: Group, data: bytes | str) -> Preview:
+def _check(session: Session, group: Group, data: bytes | str) -> tuple[Preview, dict[str, int]]:
+    """The preview, and the ids of the members telline knows already among the valid rows' numbers
+    (kept from the preview itself: a coordinator is not told that a number is known elsewhere)."""
     found = _records(_text(data))
     first = next(found, None)
     if first is None:
@@ -276,6 +277,7 @@ def _preview(session: Session, group: Group, data: bytes | str) -> Preview:
     members, latest = _known(session, group.id, sorted({p.number for p in parsed if p.number}))
     seen: dict[str, int] = {}
     results = []
+    known_ids: dict[str, int] = {}
     for p in parsed:
         known = members.get(p.number) if p.number else None
         if p.number and p.number in seen:
@@ -292,8 +294,10 @@ def _preview(session: Session, group: Group, data: bytes | str) -> Preview:
         assert p.number is not None  # no error: the number was read
         plan, note = _consent_plan(p, latest.get(p.number))
         results.append(RowResult(p.row, True, note, p.number, consent=plan, consent_given=p.given,
-                                 known_member_id=known[0] if known else None, **p.fields))  # type: ignore[arg-type]
-    return Preview(tuple(results), columns)
+                                 **p.fields))  # type: ignore[arg-type]
+        if known:
+            known_ids[p.number] = known[0]
+    return Preview(tuple(results), columns), known_ids
 
 
 def _consent_plan(p: _Parsed, latest: ConsentAction | None) -> tuple[ConsentPlan, str]:
@@ -309,19 +313,20 @@ def _consent_plan(p: _Parsed, latest: ConsentAction | None) -> tuple[ConsentPlan
 
 
 # --- writing ---------------------------------------------------------------------------------------
-def _write(session: Session, group: Group, rows: list[RowResult]) -> int:
+def _write(session: Session, group: Group, rows: list[RowResult], known: dict[str, int]) -> int:
     """The rows' members, memberships and consents, as few statements as the rows allow."""
     now = utcnow()
-    new = [r for r in rows if r.known_member_id is None]
-    ids = {r.number: r.known_member_id for r in rows if r.known_member_id is not None}
+    new = [r for r in rows if r.number not in known]
+    ids = dict(known)
     if new:
         inserted = session.execute(sa.insert(Member).returning(Member.id, Member.phone), [
             dict(phone=r.number, display_name=r.display_name, language=r.language, timezone=r.timezone,
                  preferences={}, sms_status="ok", sms_status_detail="", created_at=now) for r in new])
         ids.update({number: member_id for member_id, number in inserted})
     for r in rows:
-        if r.known_member_id is not None:  # known to telline from another group: given fields updated
-            records.apply_fields(session.get_one(Member, r.known_member_id), display_name=r.display_name,
+        member_id = known.get(r.number or "")
+        if member_id is not None:  # known to telline from another group: given fields updated
+            records.apply_fields(session.get_one(Member, member_id), display_name=r.display_name,
                                  language=r.language, timezone=r.timezone)
     session.execute(sa.insert(Membership), [dict(member_id=ids[r.number], group_id=group.id, status=r.status,
                                                  joined_at=now) for r in rows])

@@ -317,7 +317,7 @@ def _write(session: Session, group: Group, rows: list[RowResult], known: dict[st
     """The rows' members, memberships and consents, as few statements as the rows allow."""
     now = utcnow()
     new = [r for r in rows if r.number not in known]
-    ids: dict[str | None, int] = dict(known)  # every valid row has its number
+    ids: dict[str | None, int] = {number: member_id for number, member_id in known.items()}
     if new:
         inserted = session.execute(sa.insert(Member).returning(Member.id, Member.phone), [
             dict(phone=r.number, display_name=r.display_name, language=r.language, timezone=r.timezone,

@@ -228,3 +228,13 @@ def test_a_large_file_is_checked_against_telline_in_chunks(session, coordinator,
     opted_in = records.list_members(session, coordinator, group.id, opted_in=True, limit=500).members
     assert opted_in[0].display_name == "M0"
     assert session.scalar(sa.select(sa.func.count()).select_from(Membership)) == 1_200
+
+
+def test_the_readmes_example_file_previews_as_the_readme_says(session, coordinator, group):
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    [example] = re.findall(r"```csv\n(.*?)```", readme, re.S)
+    preview = csv_import.preview(session, coordinator, group.id, example)
+    assert [(r.ok, r.number, r.consent) for r in preview.rows] == [
+        (True, "+447400123456", "record"), (True, "+447911123456", "not_recorded"), (True, "+447400123457", "none")]

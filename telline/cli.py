@@ -235,19 +235,23 @@ def group_add_line(group_id, number):
 @click.option("--quiet-hours", metavar="HH:MM-HH:MM", help="No ordinary texts then (local time); 'none' for none.")
 @click.option("--crisis", help="Said in HELP and acknowledgements, e.g. 'call 116 123 (Samaritans)'.")
 @click.option("--contact", help="How to reach a coordinator, said in HELP.")
-def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, contact):
+@click.option("--retention-days", type=int, metavar="DAYS",
+              help="Blank texts' bodies after this many days (1-3650; 180 unless set).")
+def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, contact, retention_days):
     """Change a group's SMS settings."""
     from telline import db, groups
     session = db.session()
     try:
         group = groups.configure_group(session, group_id, text_code=text_code, join_needs_confirmation=confirm_join,
-                                       quiet_hours=quiet_hours, crisis_resource=crisis, coordinator_contact=contact)
+                                       quiet_hours=quiet_hours, crisis_resource=crisis, coordinator_contact=contact,
+                                       retention_days=retention_days)
     except groups.InvalidGroup as exc:
         raise click.UsageError(str(exc)) from None
     session.commit()
     click.echo(f"group {group.id}: code {group.text_code or '-'}, quiet hours "
                f"{group.quiet_start:%H:%M}-{group.quiet_end:%H:%M}, "
-               f"{'double' if group.join_needs_confirmation else 'single'} opt-in")
+               f"{'double' if group.join_needs_confirmation else 'single'} opt-in, "
+               f"texts' bodies kept {group.message_retention_days} days")
 
 
 @group_group.command("line-rate")

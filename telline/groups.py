@@ -16,6 +16,9 @@ from telline import phone, zones
 from telline.models import RATE_UNITS, Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
+# How long a text's body may be kept (telline.members.retention): a day to ten years.
+RETENTION_DAYS = range(1, 3651)
+
 
 class InvalidGroup(ValueError):
     pass
@@ -75,9 +78,13 @@ def add_line(session: Session, group_id: int, number: str, label: str = "") -> L
 def configure_group(session: Session, group_id: int, *, name: str | None = None, language: str | None = None,
                     timezone: str | None = None, region: str | None = None, text_code: str | None = None,
                     join_needs_confirmation: bool | None = None, quiet_hours: str | None = None,
-                    crisis_resource: str | None = None, coordinator_contact: str | None = None) -> Group:
-    """Change a group's settings; None leaves a setting as it is. All are checked before any is
-    applied, so a refusal changes nothing."""
+                    crisis_resource: str | None = None, coordinator_contact: str | None = None,
+                    retention_days: int | None = None) -> Group:
+    """Change a group's settings (and how long its texts' bodies are kept); None leaves a setting as
+    it is. All are checked before any is applied, so a refusal changes nothing."""
+    if retention_days is not None and retention_days not in RETENTION_DAYS:
+        raise InvalidGroup(f"Message bodies are kept {RETENTION_DAYS.start} to {RETENTION_DAYS.stop - 1} days, "
+                           f"not {retention_days}.")
     group = session.get(Group, group_id)
     if group is None:
         raise InvalidGroup(f"There is no group {group_id}.")
@@ -104,6 +111,8 @@ def configure_group(session: Session, group_id: int, *, name: str | None = None,
         group.crisis_resource = crisis_resource.strip()[:300]
     if coordinator_contact is not None:
         group.coordinator_contact = coordinator_contact.strip()[:200]
+    if retention_days is not None:
+        group.message_retention_days = retention_days
     session.flush()
     return group
 

@@ -23,7 +23,8 @@ MessageKind = Literal["message", "reply", "opt_out_confirmation", "broadcast", "
                       "dialout_missed", "meeting_notice"]
 Channel = Literal["sms", "voice"]
 ConsentAction = Literal["opt_in", "opt_out"]
-ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu"]
+# erasure: the opt-out telline adds when it erases a number's data (telline.members.erasure).
+ConsentSource = Literal["keyword", "web", "import", "carrier", "advanced_opt_out", "voice_menu", "erasure"]
 MembershipStatus = Literal["pending", "active", "left"]
 NumberStatus = Literal["ok", "invalid", "landline", "unreachable"]  # can this number get texts?
 # Statuses that stop every text to the number (unreachable is worth another try): one rule for the
@@ -39,6 +40,8 @@ Encoding = Literal["GSM-7", "UCS-2"]
 QueueName = Literal["urgent", "default", "bulk"]  # telline.job_queues: a task's RQ queue
 # What a task's job takes (telline.tasks.enqueue_after_commit): ids and short strings, or a batch of ids.
 JobArg = int | str | bool | None | list[int]
+# Days a text's body is kept (telline.members.retention), unless a group says otherwise.
+DEFAULT_RETENTION_DAYS = 180
 
 
 def utcnow() -> dt.datetime:
@@ -88,7 +91,7 @@ class Group(Base):
     # Region used to read numbers written without a country code (ISO 3166: GB, FR, US).
     default_region: Mapped[str] = mapped_column(sa.String(2), default="US")
     # Message bodies older than this are blanked by the retention job (the rows and their status stay).
-    message_retention_days: Mapped[int] = mapped_column(default=180)
+    message_retention_days: Mapped[int] = mapped_column(default=DEFAULT_RETENTION_DAYS)
     # What members text after JOIN (upper-case letters and digits); None: not joinable by text.
     text_code: Mapped[str | None] = mapped_column(sa.String(12), unique=True)
     # Double opt-in: JOIN asks "reply YES"; False joins at once (the JOIN text is the consent).
@@ -226,10 +229,12 @@ class ConsentEvent(Base):
     phone: Mapped[str] = mapped_column(Phone)
     channel: Mapped[Channel] = mapped_column(sa.String(8), default="sms")
     action: Mapped[ConsentAction] = mapped_column(sa.String(8))
-    # keyword | web | import | carrier (a 21610 from Twilio) | advanced_opt_out | voice_menu
+    # keyword | web | import | carrier (a 21610 from Twilio) | advanced_opt_out | voice_menu | erasure
     source: Mapped[ConsentSource] = mapped_column(sa.String(24))
     group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="SET NULL"))
     detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    # When the consent was given, as its record says (a CSV's consent_date); None: at created_at.
+    given_on: Mapped[dt.date | None] = mapped_column(sa.Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

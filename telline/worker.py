@@ -41,6 +41,7 @@ from rq.scripts import release_lock
 from rq.utils import now as rq_now
 
 from telline import job_queues, jobs, sweeper
+from telline.members import retention
 from telline.models import QueueName
 from telline.scheduling import reminders
 
@@ -73,6 +74,7 @@ PERIODIC = (
     Periodic("replay-parked-texts", jobs.replay_parked_texts, "urgent", "* * * * *"),
     Periodic("prune-webhook-keys", jobs.prune_webhook_keys, "bulk", "17 3 * * *"),
     Periodic("prune-code-lockouts", jobs.prune_code_lockouts, "bulk", "23 3 * * *"),
+    Periodic("purge-message-bodies", retention.purge_old_bodies, "bulk", "41 3 * * *"),
 )
 
 _process_app: Flask | None = None

@@ -7,6 +7,7 @@ until it opts back in. The latest event decides; no events means "never asked".
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Final
 
@@ -22,11 +23,12 @@ OPT_OUT: Final[ConsentAction] = "opt_out"
 
 
 def record(session: Session, number: str, action: ConsentAction, source: ConsentSource, *,
-           group_id: int | None = None, detail: str = "", channel: Channel = "sms") -> ConsentEvent:
+           group_id: int | None = None, detail: str = "", channel: Channel = "sms",
+           given_on: dt.date | None = None) -> ConsentEvent:
     if action not in (OPT_IN, OPT_OUT):
         raise ValueError(f"unknown consent action {action!r}")
     event = ConsentEvent(phone=number, channel=channel, action=action, source=source,
-                         group_id=group_id, detail=detail[:200])
+                         group_id=group_id, detail=detail[:200], given_on=given_on)
     session.add(event)
     log.info("consent recorded", extra={"to": phone.mask(number), "action": action, "source": source})
     return event
@@ -47,10 +49,17 @@ def not_opted_out(number_column: sa.ColumnElement[str | None] | InstrumentedAttr
                   channel: Channel = "sms") -> sa.ColumnElement[bool]:
     """A SQL condition: the number in `number_column` has not opted out (its latest event is
     not an opt-out). is_opted_out() in a WHERE clause, so a claim and the check are one statement."""
-    latest = (sa.select(ConsentEvent.action)
-              .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
-              .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
-    return sa.func.coalesce(latest, "") != OPT_OUT
+    return sa.func.coalesce(latest_action(number_column, channel), "") != OPT_OUT
+
+
+def latest_action(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
+                  channel: Channel = "sms") -> sa.ScalarSelect[ConsentAction]:
+    """current() as a correlated subquery: the latest action for the number in `number_column`
+    (NULL: never asked). One index lookup a row (ix_consent_events_phone_channel_id), so a page of
+    members costs what the page holds, not what the ledger holds (latest_by_number does)."""
+    return (sa.select(ConsentEvent.action)
+            .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
+            .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
 
 
 def latest_by_number(channel: Channel = "sms") -> sa.Subquery:

@@ -4,8 +4,7 @@ requests (telline.api.schemas). The views are thin: they ask telline.accounts.ac
 see what, call the services the CLI calls, and write the audit row in the same commit.
 
 One module per resource: me (and tokens), users, groups (and lines), series, occurrences (and
-attendance), inbox (and messages), audit_log, calendar_feeds. Members' endpoints are to live in
-telline/api/members.py, over telline/members/, added to RESOURCES below.
+attendance), inbox (and messages), audit_log, calendar_feeds, members (over telline/members/).
 """
 
 from __future__ import annotations
@@ -16,19 +15,15 @@ import os
 from apiflask import APIFlask
 from flask import Response, send_from_directory
 
-RESOURCES = ("me", "users", "groups", "series", "occurrences", "inbox", "audit_log", "calendar_feeds")
+RESOURCES = ("me", "users", "groups", "series", "occurrences", "inbox", "audit_log", "calendar_feeds", "members")
 DOCS_ASSETS = "/api/v1/docs/assets"
 
 
 def init_app(app: APIFlask) -> None:
     from telline.api import conditional, errors
     from telline.api.blueprint import bp
-    for name in (*RESOURCES, "members"):
-        try:
-            importlib.import_module(f"telline.api.{name}")
-        except ModuleNotFoundError as exc:
-            if name != "members" or exc.name != "telline.api.members":
-                raise
+    for name in RESOURCES:
+        importlib.import_module(f"telline.api.{name}")
     del conditional  # imported for the hooks it adds to bp
     errors.init_app(app)
     app.register_blueprint(bp)

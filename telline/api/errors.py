@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from telline import db, groups
 from telline.accounts import access, tokens, users
 from telline.api.blueprint import PREFIX, bp
+from telline.members import csv_import, records
 from telline.scheduling import calendar_feeds, series
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -28,7 +29,8 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          415: "unsupported_media_type", 422: "invalid", 428: "precondition_required", 429: "too_many_requests"}
 # The domain's refusals: each str() is one sentence a coordinator can act on.
 REFUSALS: tuple[type[Exception], ...] = (groups.InvalidGroup, users.InvalidUser, tokens.InvalidToken,
-                                         series.InvalidSeries, calendar_feeds.InvalidFeed)
+                                         series.InvalidSeries, calendar_feeds.InvalidFeed, records.InvalidMember,
+                                         csv_import.ImportFileError)
 
 
 class ErrorDetail(Schema):

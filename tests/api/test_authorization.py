@@ -30,6 +30,12 @@ BODIES = {
     ("POST", "/api/v1/series/<int:series_id>/occurrences/move"): {"original_start": "2027-01-05T19:00:00Z",
                                                                   "new_local_start": "2027-01-06T19:00"},
     ("PATCH", "/api/v1/inbox/<int:item_id>"): {"status": "done"},
+    ("POST", "/api/v1/groups/<int:group_id>/members"): {"number": "+44 7700 900999", "display_name": "Eve"},
+    ("PATCH", "/api/v1/groups/<int:group_id>/members/<int:member_id>"): {"display_name": "Taken"},
+    ("POST", "/api/v1/groups/<int:group_id>/members/<int:member_id>/reset-number-flag"): {},
+    ("POST", "/api/v1/groups/<int:group_id>/members/import"): {"phone": "+44 7911 123998"},
+    ("POST", "/api/v1/numbers/data-export"): {"number": "+447700900123"},
+    ("POST", "/api/v1/numbers/erase"): {"number": "+447700900123"},
 }
 # What a coordinator of another group may call, on their own account and groups only.
 OWN = {("GET", "/api/v1/me"), ("GET", "/api/v1/me/tokens"), ("POST", "/api/v1/me/tokens"), ("GET", "/api/v1/groups")}
@@ -45,7 +51,7 @@ def api_routes(app):
 def path_for(rule, world, things):
     ids = {"group_id": world.mine.id, "line_id": world.line.id, "series_id": things.series_id,
            "occurrence_id": things.occurrence_id, "item_id": things.inbox_item_id, "feed_id": things.feed_id,
-           "user_id": world.ana.id, "token_id": _ana_token_id(world)}
+           "user_id": world.ana.id, "token_id": _ana_token_id(world), "member_id": things.member_id}
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m[1]]), rule.rule)
 
 
@@ -64,7 +70,8 @@ def call(client, method, rule, path, token):
 
 def leaks(response, world, things):
     text = response.get_data(as_text=True)
-    return [s for s in (things.body, world.mine.name, world.ana.email, world.line.phone_number) if s in text]
+    return [s for s in (things.body, world.mine.name, world.ana.email, world.line.phone_number, "Sam", "900123")
+            if s in text]
 
 
 def test_the_map_has_the_routes_we_expect(app):

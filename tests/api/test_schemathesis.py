@@ -29,7 +29,7 @@ def test_the_api_answers_as_its_document_says(app, world, things, database_url):
     # Ids of objects that exist: random ids would mostly meet a 404 and test little else.
     real = {"group_id": world.mine.id, "line_id": world.line.id, "series_id": things.series_id,
             "occurrence_id": things.occurrence_id, "item_id": things.inbox_item_id, "feed_id": things.feed_id,
-            "user_id": world.ana.id, "token_id": spare.id}
+            "user_id": world.ana.id, "token_id": spare.id, "member_id": things.member_id}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 30
     failures = []

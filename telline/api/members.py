@@ -180,8 +180,8 @@ def list_members(group_id: int, query: dict[str, Any]) -> dict[str, Any]:
                                 active=query["active"], opted_in=query["opted_in"], search=query["search"],
                                 full_numbers=query["full_numbers"])
     session.commit()  # the audit row of full numbers, if asked
-    return {"items": [_member(m) for m in page.members],
-            "next": None if page.next_after is None else str(page.next_after)}
+    # The records themselves (marshmallow reads their attributes): a dict copy of each would double the time.
+    return {"items": page.members, "next": None if page.next_after is None else str(page.next_after)}
 
 
 @bp.patch("/groups/<int:group_id>/members/<int:member_id>")

@@ -61,6 +61,7 @@ def main(argv: list[str]) -> None:
     os.chdir(REPO)
     if argv[0] == "run":
         os.execv(python, [python, "-m", "telline", "run", *argv[1:]])
+    ensure_chromium()
     pytest = [python, "-m", "pytest"]
     if chosen_by_caller(argv[1:]):
         os.execv(python, [*pytest, *argv[1:]])
@@ -73,6 +74,26 @@ def main(argv: list[str]) -> None:
     alone = subprocess.run([*pytest, "-n", "0", "-m", "timing", *argv[1:]], check=False)
     no_tests_collected = 5  # pytest's exit code when nothing is marked (yet) or selected
     sys.exit(shared.returncode or (0 if alone.returncode == no_tests_collected else alone.returncode))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """The console's browser tests drive Debian's Chromium (tests/browser). As root on Debian or
+    Ubuntu, install it once; anywhere else say how, and those tests skip (or fail under CI)."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        print("local: no /usr/bin/chromium, so the browser tests will be skipped "
+              "(on Debian/Ubuntu: apt-get install chromium)", flush=True)
+        return
+    print("local: installing Debian's chromium for the browser tests (first run only)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=False)
 
 
 def chosen_by_caller(pytest_args: list[str]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from apiflask import APIFlask
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -19,7 +20,10 @@ def create_app(config: Settings | Mapping[str, object] | None = None) -> Flask:
     (`create_app({"database_url": "sqlite://", "testing": True})`); the rest
     comes from the environment.
     """
-    app = Flask(__name__)
+    # APIFlask is a Flask app that also makes /api/v1's OpenAPI document; json_errors=False leaves
+    # every other URL's errors as Flask makes them (telline.api.errors shapes /api/v1's own).
+    app = APIFlask(__name__, title="telline", version="1", spec_path="/api/v1/openapi.json",
+                   docs_path="/api/v1/docs", docs_oauth2_redirect_path=None, json_errors=False)
     settings = (config if isinstance(config, Settings)
                 else config_module.load(None, app.instance_path, **dict(config or {})))
     sqlite_path = settings.database_url.removeprefix("sqlite:///")
@@ -49,10 +53,16 @@ def create_app(config: Settings | Mapping[str, object] | None = None) -> Flask:
     sms.init_app(app)
     voice.init_app(app)  # after sms: it adds its text commands to the SMS router
 
+    from telline import admin
+    admin.init_app(app, settings)
+
     from telline import health
     from telline.scheduling import calendar_web
     from telline.twilio import webhooks
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.blueprint())
     app.register_blueprint(calendar_web.bp)
+
+    from telline import api
+    api.init_app(app)
     return app

@@ -200,11 +200,13 @@ def group_group():
               help="Country for numbers written without +code (ISO 3166, e.g. GB, FR)")
 def group_create(name, language, tz, region):
     """Create a support group; prints its id."""
-    from telline import groups
+    from telline import db, groups
+    session = db.session()
     try:
-        group = groups.create_group(name=name, language=language, timezone=tz, region=region)
+        group = groups.create_group(session, name=name, language=language, timezone=tz, region=region)
     except groups.InvalidGroup as exc:
         raise click.UsageError(str(exc)) from None
+    session.commit()
     click.echo(f"group {group.id} created")
 
 
@@ -215,11 +217,13 @@ def group_add_line(group_id, number):
     """Attach a Twilio number to a group.
 
     Point the number's webhooks at /twilio/voice and /twilio/sms."""
-    from telline import groups
+    from telline import db, groups
+    session = db.session()
     try:
-        line = groups.add_line(group_id, number)
+        line = groups.add_line(session, group_id, number)
     except groups.InvalidGroup as exc:
         raise click.UsageError(str(exc)) from None
+    session.commit()
     click.echo(f"line {line.id} ({line.phone_number}) now answers for group {group_id}")
 
 
@@ -235,13 +239,15 @@ def group_add_line(group_id, number):
               help="Blank texts' bodies after this many days (1-3650; 180 unless set).")
 def group_configure(group_id, text_code, confirm_join, quiet_hours, crisis, contact, retention_days):
     """Change a group's SMS settings."""
-    from telline import groups
+    from telline import db, groups
+    session = db.session()
     try:
-        group = groups.configure_group(group_id, text_code=text_code, join_needs_confirmation=confirm_join,
+        group = groups.configure_group(session, group_id, text_code=text_code, join_needs_confirmation=confirm_join,
                                        quiet_hours=quiet_hours, crisis_resource=crisis, coordinator_contact=contact,
                                        retention_days=retention_days)
     except groups.InvalidGroup as exc:
         raise click.UsageError(str(exc)) from None
+    session.commit()
     click.echo(f"group {group.id}: code {group.text_code or '-'}, quiet hours "
                f"{group.quiet_start:%H:%M}-{group.quiet_end:%H:%M}, "
                f"{'double' if group.join_needs_confirmation else 'single'} opt-in, "
@@ -256,11 +262,13 @@ def group_line_rate(number, per_second, unit):
     """Set a line's SMS throughput, as Twilio allows it.
 
     Long code 1, toll-free 3, short code 100 per second; 10DLC by campaign."""
-    from telline import groups
+    from telline import db, groups
+    session = db.session()
     try:
-        line = groups.set_line_rate(number, per_second, unit)
+        line = groups.set_line_rate(session, number, per_second, unit)
     except groups.InvalidGroup as exc:
         raise click.UsageError(str(exc)) from None
+    session.commit()
     click.echo(f"line {line.id}: at most {line.sms_rate:g} {line.sms_rate_unit} per second")
 
 

@@ -43,6 +43,8 @@ class Settings:
     # Texts a worker has in flight at once (telline.sms.send_pool): Twilio answers a send in 0.1–0.3 s,
     # so a line of N texts/s needs about N × 0.3 across its workers (see the README, Throughput).
     send_threads: int = 32
+    # A console session ends after this many minutes without a request (telline.admin.sessions).
+    console_idle_minutes: int = 30
     # TELLINE_ENV=production: treat this instance as a deployment even without the other signs of one
     # (an https public URL, PostgreSQL) — see deployed_because.
     declared_production: bool = False
@@ -100,6 +102,7 @@ def load(env: Mapping[str, str] | None = None, instance_path: str | os.PathLike[
         "log_level": get("TELLINE_LOG_LEVEL", "INFO"),
         "queue_prefix": get("TELLINE_QUEUE_PREFIX", ""),
         "send_threads": get("TELLINE_SEND_THREADS", "32"),
+        "console_idle_minutes": get("TELLINE_CONSOLE_IDLE_MINUTES", "30"),
         "declared_production": get("TELLINE_ENV", ""),
         "testing": False,
     }
@@ -139,7 +142,8 @@ def _validate(v: dict[str, Any]) -> Settings:
 
     for name, env_name, low, high in (("proxy_hops", "TELLINE_PROXY_HOPS", 0, None),
                                       ("max_body_bytes", "TELLINE_MAX_BODY_BYTES", 1024, None),
-                                      ("send_threads", "TELLINE_SEND_THREADS", 1, 256)):
+                                      ("send_threads", "TELLINE_SEND_THREADS", 1, 256),
+                                      ("console_idle_minutes", "TELLINE_CONSOLE_IDLE_MINUTES", 1, 24 * 60)):
         try:
             v[name] = int(v[name])
         except (TypeError, ValueError):

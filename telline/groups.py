@@ -1,4 +1,7 @@
-"""Creating groups and attaching Twilio numbers (lines) to them."""
+"""Creating groups and attaching Twilio numbers (lines) to them.
+
+Each function takes the caller's session and flushes; the caller commits (the CLI after it, the
+JSON API with its audit row in the same commit)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from telline import db, phone, zones
+from telline import phone, zones
 from telline.models import RATE_UNITS, Group, Line, Membership
 from telline.texts import SAY_LANGUAGE
 
@@ -27,7 +30,7 @@ def is_active_member(session: Session, member_id: int | None, group_id: int) -> 
         Membership.status == "active")) is not None
 
 
-def create_group(*, name: str, language: str = "en", timezone: str = "UTC", region: str = "US") -> Group:
+def _checked_basics(*, name: str, language: str, timezone: str, region: str) -> tuple[str, str, str, str]:
     name = name.strip()
     if not name or len(name) > 120:
         raise InvalidGroup("A group needs a name of 1 to 120 characters.")
@@ -40,15 +43,20 @@ def create_group(*, name: str, language: str = "en", timezone: str = "UTC", regi
     region = region.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidGroup(f"{region!r} is not a country code phonenumbers knows (use e.g. GB, FR, US).")
+    return name, language, timezone, region
+
+
+def create_group(session: Session, *, name: str, language: str = "en", timezone: str = "UTC",
+                 region: str = "US") -> Group:
+    name, language, timezone, region = _checked_basics(name=name, language=language, timezone=timezone,
+                                                       region=region)
     group = Group(name=name, language=language, timezone=timezone, default_region=region)
-    session = db.session()
     session.add(group)
-    session.commit()
+    session.flush()
     return group
 
 
-def add_line(group_id: int, number: str) -> Line:
-    session = db.session()
+def add_line(session: Session, group_id: int, number: str, label: str = "") -> Line:
     group = session.get(Group, group_id)
     if group is None:
         raise InvalidGroup(f"There is no group {group_id}.")
@@ -58,41 +66,54 @@ def add_line(group_id: int, number: str) -> Line:
         raise InvalidGroup(str(exc)) from None
     if session.scalar(sa.select(Line).where(Line.phone_number == e164)):
         raise InvalidGroup(f"{e164} already answers for a group.")
-    line = Line(group_id=group.id, phone_number=e164)
+    label = label.strip()
+    if len(label) > 80:
+        raise InvalidGroup("A line's label has at most 80 characters.")
+    line = Line(group_id=group.id, phone_number=e164, label=label)
     session.add(line)
-    session.commit()
+    session.flush()
     return line
 
 
-def configure_group(group_id: int, *, text_code: str | None = None, join_needs_confirmation: bool | None = None,
-                    quiet_hours: str | None = None, crisis_resource: str | None = None,
-                    coordinator_contact: str | None = None, retention_days: int | None = None) -> Group:
-    """Change a group's SMS settings and how long its texts' bodies are kept; None leaves a setting as it is."""
-    session = db.session()
+def configure_group(session: Session, group_id: int, *, name: str | None = None, language: str | None = None,
+                    timezone: str | None = None, region: str | None = None, text_code: str | None = None,
+                    join_needs_confirmation: bool | None = None, quiet_hours: str | None = None,
+                    crisis_resource: str | None = None, coordinator_contact: str | None = None,
+                    retention_days: int | None = None) -> Group:
+    """Change a group's settings (and how long its texts' bodies are kept); None leaves a setting as
+    it is. All are checked before any is applied, so a refusal changes nothing."""
+    if retention_days is not None and retention_days not in RETENTION_DAYS:
+        raise InvalidGroup(f"Message bodies are kept {RETENTION_DAYS.start} to {RETENTION_DAYS.stop - 1} days, "
+                           f"not {retention_days}.")
     group = session.get(Group, group_id)
     if group is None:
         raise InvalidGroup(f"There is no group {group_id}.")
+    basics = _checked_basics(name=group.name if name is None else name,
+                             language=group.language if language is None else language,
+                             timezone=group.timezone if timezone is None else timezone,
+                             region=group.default_region if region is None else region)
+    quiet = parse_quiet_hours(quiet_hours) if quiet_hours is not None else None
+    code = None
     if text_code is not None:
         code = re.sub(r"[\s-]", "", text_code).upper()
         if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
             raise InvalidGroup("A text code has 4 to 12 letters and digits, e.g. CARE42.")
         if session.scalar(sa.select(Group.id).where(Group.text_code == code, Group.id != group.id)):
             raise InvalidGroup(f"Another group already uses the code {code}.")
+    group.name, group.language, group.timezone, group.default_region = basics
+    if code is not None:
         group.text_code = code
     if join_needs_confirmation is not None:
         group.join_needs_confirmation = join_needs_confirmation
-    if quiet_hours is not None:
-        group.quiet_start, group.quiet_end = parse_quiet_hours(quiet_hours)
+    if quiet is not None:
+        group.quiet_start, group.quiet_end = quiet
     if crisis_resource is not None:
         group.crisis_resource = crisis_resource.strip()[:300]
     if coordinator_contact is not None:
         group.coordinator_contact = coordinator_contact.strip()[:200]
     if retention_days is not None:
-        if retention_days not in RETENTION_DAYS:
-            raise InvalidGroup(f"Message bodies are kept {RETENTION_DAYS.start} to {RETENTION_DAYS.stop - 1} days, "
-                               f"not {retention_days}.")
         group.message_retention_days = retention_days
-    session.commit()
+    session.flush()
     return group
 
 
@@ -113,18 +134,29 @@ def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
     return start, end
 
 
-def set_line_rate(number: str, per_second: float, unit: str) -> Line:
+def set_line_rate(session: Session, number: str, per_second: float, unit: str) -> Line:
     """A line's Twilio throughput: e.g. 1 segment/s for a long code, 100 for a short code."""
-    session = db.session()
     line = session.scalar(sa.select(Line).where(Line.phone_number == any_e164(number)))
     if line is None:
         raise InvalidGroup(f"No line has the number {number}.")
+    return configure_line(session, line, per_second=per_second, unit=unit)
+
+
+def configure_line(session: Session, line: Line, *, per_second: float | None = None, unit: str | None = None,
+                   label: str | None = None) -> Line:
+    """Change a line's rate or label; None leaves one as it is, a refusal changes nothing."""
+    per_second = line.sms_rate if per_second is None else per_second
+    unit = line.sms_rate_unit if unit is None else unit
     if not 0.01 <= per_second <= 1000:
         raise InvalidGroup("A rate is between 0.01 and 1000 per second.")
     if unit not in RATE_UNITS:
         raise InvalidGroup("The unit is 'segments' or 'messages'.")
+    if label is not None and len(label.strip()) > 80:
+        raise InvalidGroup("A line's label has at most 80 characters.")
     line.sms_rate, line.sms_rate_unit = per_second, unit
-    session.commit()
+    if label is not None:
+        line.label = label.strip()
+    session.flush()
     return line
 
 

@@ -8,9 +8,9 @@ even confirmed to exist. Being a series' host (meeting_series.host_user_id) give
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from telline.models import Group, MeetingSeries, User, UserGroup
+from telline.models import Group, MeetingSeries, Membership, User, UserGroup
 
 
 class NotFound(LookupError):
@@ -67,3 +67,13 @@ def require_admin(user: User) -> None:
 def hosted_series(session: Session, user: User) -> list[int]:
     """Series the user hosts (a coordinator may host series; hosting gives no other access)."""
     return list(session.scalars(sa.select(MeetingSeries.id).where(MeetingSeries.host_user_id == user.id)))
+
+
+def body_visible(group_id: int, member_id: sa.ColumnElement[int | None] | InstrumentedAttribute[int | None],
+                 ) -> sa.ColumnElement[bool]:
+    """THE rule for a text's body, as a SQL condition: shown in a group (to whoever has the group)
+    when its member belongs to that group (any membership status: their own words, in their own
+    group), or when no member is known (a number that never joined, texting this group's line).
+    A member of another group texting this line: the text is listed, its body is not."""
+    return sa.or_(member_id.is_(None), sa.exists().where(Membership.member_id == member_id,
+                                                         Membership.group_id == group_id))

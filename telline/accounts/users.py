@@ -149,3 +149,9 @@ def by_email(session: Session, email: str) -> User | None:
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(sa.select(User).order_by(User.id)))
+
+
+def groups_of(session: Session, user_id: int) -> list[int]:
+    """The groups a user is given (user_groups); an admin sees every group whatever this says."""
+    return list(session.scalars(sa.select(UserGroup.group_id).where(UserGroup.user_id == user_id)
+                                .order_by(UserGroup.group_id)))

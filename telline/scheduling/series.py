@@ -496,3 +496,14 @@ def _unused_code(session: Session, line_id: int, also_taken: AbstractSet[str] = 
         code = f"{secrets.randbelow(10 ** ACCESS_CODE_DIGITS):0{ACCESS_CODE_DIGITS}d}"
         if code not in taken and len(set(code)) > 2:  # no 0000000 or 1212121
             return code
+
+
+def deactivate_series(session: Session, series_id: int) -> MeetingSeries:
+    """End a series: callers hear its meetings no more, the calendar feed drops it, and the next
+    reminder tick cancels its pending reminders. Its past meetings and attendance stay."""
+    series = session.get(MeetingSeries, series_id)
+    if series is None:
+        raise InvalidSeries(f"there is no meeting series {series_id}")
+    series.active = False
+    session.flush()
+    return series

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 from argon2 import PasswordHasher
 
-from telline import groups
+from telline import db, groups
 from telline.accounts import access, audit, tokens, users
 from telline.models import AppendOnlyError, AuditEvent, User
 
@@ -84,8 +84,8 @@ def test_token_of_deactivated_user_refused(session):
 
 
 def test_access_coordinator_sees_only_their_groups_admin_all(session):
-    mine = groups.create_group(name="Mine")
-    theirs = groups.create_group(name="Theirs")
+    mine = groups.create_group(db.session(), name="Mine")
+    theirs = groups.create_group(db.session(), name="Theirs")
     coordinator = make(session, group_ids=[mine.id])
     admin = make(session, email="admin@example.org", role="admin")
     assert access.group_ids(session, coordinator) == [mine.id]
@@ -123,7 +123,7 @@ def test_audit_refuses_unsafe_detail_and_is_append_only(session):
 
 def test_audit_list_newest_first_and_paged(session):
     user = make(session)
-    g = groups.create_group(name="G")
+    g = groups.create_group(db.session(), name="G")
     ids = [audit.record(session, user, "series.update", group_id=g.id if i % 2 else None).id for i in range(5)]
     assert [e.id for e in audit.list_events(session, limit=2)] == ids[::-1][:2]
     assert [e.id for e in audit.list_events(session, before_id=ids[2])] == [ids[1], ids[0]]

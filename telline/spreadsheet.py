@@ -1,0 +1,27 @@
+"""CSV that is safe to open in a spreadsheet: one rule for every export.
+
+A cell starting with = + - @ (or a tab or carriage return) is a formula to Excel, LibreOffice and
+Google Sheets; a member's chosen name is theirs to choose, so such a cell is prefixed with a quote
+(OWASP's advice for CSV injection), which the spreadsheet shows as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_text(header: list[str], rows: Iterable[Iterable[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(header)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+    return out.getvalue()

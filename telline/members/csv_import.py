@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from telline.accounts import access, audit
 from telline.members import records
-from telline.members.columns import COLUMNS, NO, YES, column_name, unguarded
+from telline.members.columns import COLUMNS, NO, YES, column_name
 from telline.members.records import GivenConsent, InvalidMember
 from telline.models import Base, ConsentAction, ConsentEvent, Group, Member, Membership, MembershipStatus, User, utcnow
+from telline.spreadsheet import as_written
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
@@ -187,7 +188,7 @@ def _parse_row(group: Group, row: int, columns: tuple[str, ...], cells: list[str
     if len(cells) > len(columns):
         parsed.errors.append(f"The row has {len(cells)} cells but the first row names {len(columns)} columns.")
         return parsed
-    values = dict(zip(columns, [unguarded(c).strip() for c in cells] + [""] * (len(columns) - len(cells)),
+    values = dict(zip(columns, [as_written(c).strip() for c in cells] + [""] * (len(columns) - len(cells)),
                       strict=True))
     checks: tuple[tuple[str, Callable[[str], object], str], ...] = (
         ("number", lambda text: records.checked_number(text, group), "phone"),

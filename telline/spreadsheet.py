@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A formula's first character, or quotes before one: a value that itself starts "'=" is quoted too,
+# so that reading a cell back (as_written) can tell it from a quoted "=".
+_NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")
 
 
 def safe_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if _NEEDS_QUOTE.match(text) else text
 
 
 def as_written(cell: str) -> str:
     """safe_cell's inverse: the value a cell held before its quote was put in front of it."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+    return cell[1:] if cell.startswith("'") and _NEEDS_QUOTE.match(cell, 1) else cell
 
 
 def csv_text(header: list[str], rows: Iterable[Iterable[object]]) -> str:

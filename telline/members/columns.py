@@ -1,15 +1,13 @@
-"""The members CSV: its columns and its cells, one definition for the export and the import, so a
-file telline wrote reads back as it was written.
-
-Cells are guarded against spreadsheet formula injection (OWASP's "CSV injection"): a cell starting
-with = + - @, a tab or a carriage return would be run as a formula by Excel, LibreOffice or Google
-Sheets (a name "=HYPERLINK(...)" typed by anyone who texts the line), so the export writes it after
-a single quote, which spreadsheets show as text; the import takes that quote off again.
+"""The members CSV's columns, one definition for the export and the import, so a file telline wrote
+reads back as it was written. Its cells are guarded against formula injection by telline.spreadsheet
+(a name "=HYPERLINK(...)" can be typed by anyone who texts the line), and read back through it.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from telline.spreadsheet import as_written
 
 # In the order the export writes them.
 COLUMNS: Final = ("phone", "name", "language", "timezone", "status", "consent", "consent_source", "consent_date",
@@ -25,18 +23,8 @@ ALIASES: Final = {"number": "phone", "phone_number": "phone", "mobile": "phone",
 YES: Final = frozenset({"yes", "y", "true", "1", "oui"})
 NO: Final = frozenset({"no", "n", "false", "0", "non"})
 
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def guarded(cell: str) -> str:
-    return "'" + cell if cell.startswith(FORMULA_START) else cell
-
-
-def unguarded(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
-
 
 def column_name(header: str) -> str:
     """A header cell as a column name: "Phone Number" → "phone_number" → "phone"."""
-    name = "_".join(unguarded(header).strip().lower().replace("-", " ").split())
+    name = "_".join(as_written(header).strip().lower().replace("-", " ").split())
     return ALIASES.get(name, name)

@@ -170,8 +170,9 @@ class _Bridge(Schema):
     wait_url = String(validate=Length(max=500), metadata={"description": "'' for Twilio's hold music"})
 
 
-_Offsets = List(Integer(validate=Range(1, MAX_REMINDER_MINUTES)), validate=Length(max=MAX_REMINDERS),
-                metadata={"description": "minutes before each meeting"})
+# The limits are the service's (checked_offsets): its sentence says them.
+_Offsets = List(Integer(), metadata={"description": f"minutes before each meeting: at most {MAX_REMINDERS}, each 1 to "
+                                                    f"{MAX_REMINDER_MINUTES}, no duplicates"})
 
 
 class SeriesOut(_Bridge):

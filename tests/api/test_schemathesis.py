@@ -10,10 +10,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
 from telline import db
 from telline.accounts import tokens
-from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 

@@ -5,7 +5,8 @@ see what, call the services the CLI calls, and write the audit row in the same c
 
 One module per resource: me (and tokens), users, groups (and lines), series, occurrences (and
 attendance), inbox (and messages), audit_log, calendar_feeds. Members' endpoints are to live in
-telline/api/members.py, over telline/members/, added to RESOURCES below.
+telline/api/members.py, over telline/members/, named in RESOURCES below (their group is checked
+with access.require_group, each change audited in its commit, lists paged with paging.by_id).
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ DOCS_ASSETS = "/api/v1/docs/assets"
 def init_app(app: APIFlask) -> None:
     from telline.api import conditional, errors
     from telline.api.blueprint import bp
-    for name in (*RESOURCES, "members"):
-        try:
-            importlib.import_module(f"telline.api.{name}")
-        except ModuleNotFoundError as exc:
-            if name != "members" or exc.name != "telline.api.members":
-                raise
+    for name in RESOURCES:  # each adds its routes to bp
+        importlib.import_module(f"telline.api.{name}")
     del conditional  # imported for the hooks it adds to bp
     errors.init_app(app)
     app.register_blueprint(bp)

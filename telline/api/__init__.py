@@ -22,7 +22,7 @@ DOCS_ASSETS = "/api/v1/docs/assets"
 def init_app(app: APIFlask) -> None:
     from telline.api import conditional, errors
     from telline.api.blueprint import bp
-    for name in RESOURCES:
+    for name in RESOURCES:  # each adds its routes to bp
         importlib.import_module(f"telline.api.{name}")
     del conditional  # imported for the hooks it adds to bp
     errors.init_app(app)

@@ -38,7 +38,8 @@ def create_feed(group_id: int) -> dict[str, Any]:
                  target_id=feed.id)
     session.commit()
     public = (current_app.config["TELLINE"].public_url or request.url_root).rstrip("/")
-    return {**{name: getattr(feed, name) for name in schemas.FeedOut().fields}, "url": public + calendar_feeds.path(token)}
+    shown = {name: getattr(feed, name) for name in schemas.FeedOut().fields}
+    return {**shown, "url": public + calendar_feeds.path(token)}
 
 
 @bp.delete("/calendar-feeds/<int:feed_id>")

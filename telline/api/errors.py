@@ -70,8 +70,12 @@ def _fields(detail: Any) -> dict[str, Any]:
 def _from_http_error(error: HTTPError) -> Response:
     fields = _fields(error.detail)
     message = error.message
-    if error.status_code == 422 and fields:
-        message = "Some fields are not valid: " + ", ".join(sorted(fields)) + "."
+    named = sorted(name for name in fields if name != "_schema")
+    if error.status_code == 422 and named:
+        message = "Some fields are not valid: " + ", ".join(named) + "."
+    elif error.status_code == 422 and fields:  # the body as a whole ("_schema"): not an object, a NUL…
+        whole = fields["_schema"]
+        message = "The request body is not valid: " + (whole[0] if isinstance(whole, list) and whole else str(whole))
     return response(error.status_code, message or "", fields, {k: str(v) for k, v in dict(error.headers or {}).items()})
 
 

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from apiflask.fields import Integer, List, Nested, String
-from apiflask.schemas import Schema
 from apiflask.validators import Range
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from telline.api.blueprint import MAX_ID
+from telline.api.schemas import Schema
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 T = TypeVar("T")

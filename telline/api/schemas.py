@@ -10,11 +10,12 @@ import re
 from typing import Any
 
 from apiflask.fields import AwareDateTime, Boolean, Date, Dict, Float, Integer, List, Nested, String
-from apiflask.schemas import Schema
+from apiflask.schemas import Schema as BaseSchema
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import ValidationError, validates_schema
+from marshmallow import ValidationError, pre_load, validates_schema
 
 from telline.accounts.users import ROLES
+from telline.api.blueprint import MAX_ID
 from telline.models import RATE_UNITS
 from telline.scheduling.series import MAX_REMINDER_MINUTES, MAX_REMINDERS
 
@@ -39,14 +40,54 @@ class LocalDateTime(String):
             raise ValidationError("A local time looks like 2026-12-01T19:00 (no zone).")
         for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
             try:
-                return dt.datetime.strptime(text, fmt)
+                found = dt.datetime.strptime(text, fmt)
             except ValueError:
                 continue
+            _sane_year(found)
+            return found
         raise ValidationError("A local time looks like 2026-12-01T19:00 (no zone), and must exist in the calendar.")
 
 
+# What the API takes as a time: years 1970 to 9000. Beyond them a zone's offset, or a meeting's
+# length, would leave what Python's datetime can hold (year 1 minus an hour).
+YEARS = (1970, 9000)
+_YEARS_SAID = f"A time between the years {YEARS[0]} and {YEARS[1]}."
+
+
+def _sane_year(value: dt.date) -> None:
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise ValidationError(_YEARS_SAID)
+
+
 def Moment(**kwargs: Any) -> AwareDateTime:  # noqa: N802  (a field factory, read like a field class)
-    return AwareDateTime(format="iso", **kwargs)
+    return AwareDateTime(format="iso", validate=_sane_year, **kwargs)
+
+
+def Day(**kwargs: Any) -> Date:  # noqa: N802
+    return Date(validate=_sane_year, **kwargs)
+
+
+class Schema(BaseSchema):
+    """Every request schema: a NUL character in any string is refused (PostgreSQL cannot store one,
+    and no person types it)."""
+
+    @pre_load
+    def _no_nul(self, data: Any, **_kwargs: Any) -> Any:
+        if _has_nul(data):
+            raise ValidationError("Text may not contain the NUL character (\\u0000).")
+        return data
+
+
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 20:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
 
 
 # --- accounts -----------------------------------------------------------------------
@@ -69,7 +110,7 @@ class UserIn(Schema):
     display_name = String(required=True, validate=Length(1, 80))
     password = String(required=True, load_only=True, validate=Length(1, 1024))
     role = String(required=True, validate=OneOf(ROLES))
-    group_ids = List(Integer(validate=Range(1, 2**62)), load_default=list, validate=Length(max=1000))
+    group_ids = List(Integer(validate=Range(1, MAX_ID)), load_default=list, validate=Length(max=1000))
     language = String(load_default="en", validate=Length(1, 8))
     timezone = String(load_default="UTC", validate=Length(1, 64))
     phone = String(load_default=None, allow_none=True, validate=Length(max=40))
@@ -82,7 +123,7 @@ class UserPatch(Schema):
     timezone = String(validate=Length(1, 64))
     phone = String(allow_none=True, validate=Length(max=40), metadata={"description": "'' or null clears it"})
     password = String(load_only=True, validate=Length(1, 1024))
-    group_ids = List(Integer(validate=Range(1, 2**62)), validate=Length(max=1000))
+    group_ids = List(Integer(validate=Range(1, MAX_ID)), validate=Length(max=1000))
     active = Boolean(metadata={"description": "false deactivates (tokens stop working); true restores"})
 
 
@@ -170,8 +211,9 @@ class _Bridge(Schema):
     wait_url = String(validate=Length(max=500), metadata={"description": "'' for Twilio's hold music"})
 
 
-_Offsets = List(Integer(validate=Range(1, MAX_REMINDER_MINUTES)), validate=Length(max=MAX_REMINDERS),
-                metadata={"description": "minutes before each meeting"})
+# The limits are the service's (checked_offsets): its sentence says them.
+_Offsets = List(Integer(), metadata={"description": f"minutes before each meeting: at most {MAX_REMINDERS}, each 1 to "
+                                                    f"{MAX_REMINDER_MINUTES}, no duplicates"})
 
 
 class SeriesOut(_Bridge):
@@ -204,7 +246,7 @@ class SeriesCreated(SeriesOut):
 
 
 class SeriesIn(_Bridge):
-    line_id = Integer(required=True, validate=Range(1, 2**62))
+    line_id = Integer(required=True, validate=Range(1, MAX_ID))
     title = String(load_default="", validate=Length(max=120))
     first_start_local = LocalDateTime(required=True)
     rrule = String(load_default="FREQ=WEEKLY", validate=Length(1, 255))
@@ -213,7 +255,7 @@ class SeriesIn(_Bridge):
     access_code = String(load_default=None, allow_none=True, validate=Length(1, 12))
     host_pin = String(load_default=None, allow_none=True, validate=Length(1, 12))
     reminder_offsets = _Offsets
-    host_user_id = Integer(load_default=None, allow_none=True, validate=Range(1, 2**62))
+    host_user_id = Integer(load_default=None, allow_none=True, validate=Range(1, MAX_ID))
 
 
 class SeriesPatch(_Bridge):
@@ -221,11 +263,11 @@ class SeriesPatch(_Bridge):
     access_code = String(validate=Length(1, 12))
     host_pin = String(validate=Length(1, 12))
     reminder_offsets = _Offsets
-    host_user_id = Integer(allow_none=True, validate=Range(1, 2**62))
+    host_user_id = Integer(allow_none=True, validate=Range(1, MAX_ID))
 
 
 class EditFrom(Schema):
-    from_date = Date(required=True, metadata={"description": "the series' local date the change takes effect"})
+    from_date = Day(required=True, metadata={"description": "the series' local date the change takes effect"})
     first_start_local = LocalDateTime(load_default=None, allow_none=True)
     rrule = String(load_default=None, allow_none=True, validate=Length(1, 255))
     duration_minutes = Integer(load_default=None, allow_none=True, validate=Range(5, 24 * 60))
@@ -297,7 +339,7 @@ class InboxOut(Schema):
 class InboxQuery(Schema):
     status = String(load_default="open", validate=OneOf(["open", "done", "all"]))
     limit = Integer(load_default=50, validate=Range(1, 200))
-    after = Integer(load_default=None, validate=Range(0, 2**62))
+    after = Integer(load_default=None, validate=Range(0, MAX_ID))
 
 
 class InboxPatch(Schema):
@@ -307,9 +349,9 @@ class InboxPatch(Schema):
 class MessageQuery(Schema):
     from_ = Moment(data_key="from", load_default=None)
     to = Moment(load_default=None)
-    member_id = Integer(load_default=None, validate=Range(1, 2**62))
+    member_id = Integer(load_default=None, validate=Range(1, MAX_ID))
     limit = Integer(load_default=50, validate=Range(1, 200))
-    after = Integer(load_default=None, validate=Range(0, 2**62), metadata={"description": "newest first"})
+    after = Integer(load_default=None, validate=Range(0, MAX_ID), metadata={"description": "newest first"})
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -330,9 +372,9 @@ class AuditOut(Schema):
 
 
 class AuditQuery(Schema):
-    group_id = Integer(load_default=None, validate=Range(1, 2**62))
+    group_id = Integer(load_default=None, validate=Range(1, MAX_ID))
     limit = Integer(load_default=50, validate=Range(1, 200))
-    after = Integer(load_default=None, validate=Range(0, 2**62), metadata={"description": "newest first"})
+    after = Integer(load_default=None, validate=Range(0, MAX_ID), metadata={"description": "newest first"})
 
 
 class FeedOut(Schema):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from apiflask import abort
 
 from telline import db
-from telline.accounts import access, audit, users
+from telline.accounts import access, audit, tokens, users
 from telline.api import conditional, paging, schemas
 from telline.api.auth import auth, current_user
 from telline.api.blueprint import bp
@@ -86,6 +86,36 @@ def update_user(user_id: int, data: dict[str, Any]) -> dict[str, Any]:
                      detail={"fields": changed})
     session.commit()
     return user_view(user)
+
+
+@bp.post("/users/<int:user_id>/tokens")
+@bp.auth_required(auth)
+@bp.input(schemas.TokenIn, arg_name="data")
+@bp.output(schemas.TokenCreated, status_code=201)
+@bp.doc(tags=["users"], summary="Issue a token for a user (admins), shown once: as `telline user token EMAIL`")
+def issue_user_token(user_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    admin, session, user = _admin(), db.session(), _user(user_id)
+    if not user.active:
+        abort(409, "This user is deactivated: reactivate them first (PATCH active).")
+    token, raw = tokens.issue_token(session, user, data["name"])
+    audit.record(session, admin, "token.create", target_type="user", target_id=user.id,
+                 detail={"token_id": token.id})
+    session.commit()
+    return {**{name: getattr(token, name) for name in schemas.TokenOut().fields}, "token": raw}
+
+
+@bp.delete("/users/<int:user_id>/tokens/<int:token_id>")
+@bp.auth_required(auth)
+@bp.output({}, status_code=204)
+@bp.doc(tags=["users"], summary="Revoke one of a user's tokens (admins)")
+def revoke_user_token(user_id: int, token_id: int) -> tuple[str, int]:
+    admin, session, user = _admin(), db.session(), _user(user_id)
+    if tokens.revoke_token(session, token_id, user_id=user.id) is None:
+        abort(404, f"User {user_id} has no token {token_id}.")
+    audit.record(session, admin, "token.revoke", target_type="user", target_id=user.id,
+                 detail={"token_id": token_id})
+    session.commit()
+    return "", 204
 
 
 @bp.delete("/users/<int:user_id>")

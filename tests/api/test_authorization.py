@@ -19,6 +19,7 @@ BODIES = {
     ("POST", "/api/v1/users"): {"email": "eve@example.org", "display_name": "Eve", "password": "long enough pw",
                                 "role": "admin"},
     ("PATCH", "/api/v1/users/<int:user_id>"): {"role": "admin"},
+    ("POST", "/api/v1/users/<int:user_id>/tokens"): {"name": "stolen"},
     ("POST", "/api/v1/groups"): {"name": "Mine now"},
     ("PATCH", "/api/v1/groups/<int:group_id>"): {"name": "Taken over"},
     ("POST", "/api/v1/groups/<int:group_id>/lines"): {"phone_number": "+44 20 7946 0999"},

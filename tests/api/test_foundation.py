@@ -22,7 +22,8 @@ def test_openapi_document_is_3_1_and_covers_the_api_only(client):
     assert doc["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
     # The same schema validates the request and documents it.
     series_in = doc["components"]["schemas"]["SeriesIn"]
-    assert "first_start_local" in series_in["required"] and series_in["properties"]["duration_minutes"]["maximum"] == 1440
+    assert "first_start_local" in series_in["required"]
+    assert series_in["properties"]["duration_minutes"]["maximum"] == 1440
     error = doc["paths"]["/api/v1/groups/{group_id}"]["get"]["responses"]["404"]
     assert error["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody"
 
@@ -63,6 +64,8 @@ def test_unknown_url_and_method_answer_in_the_error_shape(api, world, client):
 def test_an_id_too_large_for_the_database_is_a_404_not_a_crash(api, world):
     assert_error(api(world.admin_token).get("/groups/99999999999999999999999"), 404, "not_found")
     assert_error(api(world.admin_token).get("/groups/0"), 404, "not_found")
+    assert_error(api(world.admin_token).get("/groups/2147483648"), 404, "not_found")  # past PostgreSQL's INTEGER
+    assert_error(api(world.admin_token).get("/groups/1/series?after=2147483648"), 422, "invalid")
 
 
 def test_bad_json_wrong_types_and_oversized_bodies(api, world, app):
@@ -82,6 +85,37 @@ def test_bad_json_wrong_types_and_oversized_bodies(api, world, app):
     nested = admin.post("/groups", data="[" * 5000 + "]" * 5000, content_type="application/json")
     assert_error(nested, 400, "bad_request")
     assert db.session().query(Group).count() == 2  # nothing written by any of these
+
+
+def test_crafted_values_are_refused_with_the_field_named(api, world):
+    admin = api(world.admin_token)
+    path = f"/groups/{world.mine.id}/series"
+    start = '"first_start_local": "2027-01-05T19:00"'
+    cases = [
+        ('{"line_id": 1e400, %s}' % start, "line_id"),  # JSON's infinity
+        ('{"line_id": 99999999999999999999999999999, %s}' % start, "line_id"),  # beyond any id
+        ('{"line_id": NaN, %s}' % start, "line_id"),
+        ('{"line_id": true, %s}' % start, "line_id"),  # a bool is no id
+        ('{"line_id": "1", "first_start_local": "2027-02-30T19:00"}', "first_start_local"),  # no such day
+        ('{"line_id": 1, "first_start_local": "0001-01-01T00:00"}', "first_start_local"),  # out of range
+        ('{"line_id": 1, %s, "duration_minutes": 1.5}' % start, "duration_minutes"),
+    ]
+    for body, field in cases:
+        error = assert_error(admin.post(path, data=body, content_type="application/json"), 422, "invalid")
+        assert field in error["fields"], (body, error)
+    for body in ('"a string"', "[]", "null"):
+        error = assert_error(admin.post(path, data=body, content_type="application/json"), 422, "invalid")
+        assert error["message"] == "The request body is not valid: Invalid input type."
+    nul = admin.post(path, data='{"line_id": 1, %s, "title": "a\\u0000b"}' % start, content_type="application/json")
+    assert "NUL" in assert_error(nul, 422, "invalid")["message"]  # PostgreSQL could not store it
+    for query in ("from=0001-01-01T00:00:00Z", "from=9999-12-31T23:59:59Z", "to=tomorrow"):
+        assert_error(admin.get(f"/groups/{world.mine.id}/occurrences?{query}"), 422, "invalid")
+    infinite = admin.patch(f"/lines/{world.line.id}", data='{"sms_rate": Infinity}', content_type="application/json")
+    assert "sms_rate" in assert_error(infinite, 422, "invalid")["fields"]
+    not_a_number = admin.post(f"/groups/{world.mine.id}/lines", json={"phone_number": "call me maybe"})
+    assert "is not a phone number" in assert_error(not_a_number, 422, "invalid")["message"]
+    from telline.models import Line, MeetingSeries
+    assert db.session().query(MeetingSeries).count() == 0 and db.session().query(Line).count() == 2
 
 
 def test_a_domain_refusal_is_a_422_with_its_sentence_and_writes_nothing(api, world):

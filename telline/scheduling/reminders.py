@@ -160,8 +160,8 @@ def _plan_series(session: Session, series: MeetingSeries, now: dt.datetime, hori
     if changed:  # compare-and-set: a row claimed since it was read is left to its fan_out
         session.execute(sa.update(Reminder).where(Reminder.state == sa.bindparam("was"))
                         .execution_options(synchronize_session=None), changed)
-        for row in changed:  # a caller holding one of these rows reads it again
-            held = session.identity_map.get(session.identity_key(Reminder, row["id"]))
+        for values in changed:  # a caller holding one of these rows reads it again
+            held = session.identity_map.get(session.identity_key(Reminder, values["id"]))
             if held is not None:
                 session.expire(held)
     if not new:

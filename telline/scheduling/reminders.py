@@ -13,10 +13,12 @@ tick() (cron, every minute) does two things:
    durable task (fan_out) in the same commit — so the database alone says what must happen: a
    "sending" row always has its Task row, which the sweeper sends again if its job is lost.
 
-fan_out() writes one text per active, opted-in member (idempotency key reminder:<id>:<member>),
-each at its own moment (quiet_hours.last_moment_before in the member's zone), their batch tasks,
-and the row's "sent" state in ONE commit: a kill before it leaves nothing written (rerun by the
-sweeper), a rerun after it finds the row sent and does nothing.
+fan_out() takes the reminders one tick claimed and writes one text per active, opted-in member of
+each (idempotency key reminder:<id>:<member>), each at its own moment (quiet_hours.last_moment_before
+in the member's zone), their batch tasks — several lines in each batch, so one job sends on all of
+them at once (telline.sms.batch.enqueue_by_line) — and the rows' "sent" state in ONE commit: a kill
+before it leaves nothing written (rerun by the sweeper), a rerun after it finds the rows sent and
+does nothing.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ from telline.models import (
     utcnow,
 )
 from telline.scheduling.series import MAX_REMINDER_MINUTES, MAX_REMINDERS, InvalidSeries, checked_offsets, starts_from
-from telline.sms import quiet_hours, segments
-from telline.sms.broadcast import batch_size, batch_timeout, recipients, sender_line
-from telline.sms.outbound import retry_policy
+from telline.sms import quiet_hours, rate, segments
+from telline.sms.batch import enqueue_by_line
+from telline.sms.broadcast import recipients, sender_line
 from telline.tasks import durable, enqueue_after_commit
 from telline.texts import t, when
 
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 HORIZON = dt.timedelta(minutes=MAX_REMINDER_MINUTES, days=1)
 MEETINGS_PER_SERIES = 64  # within the horizon (a daily series: 15)
 CLAIM_BATCH = 1000
+FAN_OUT_TEXTS = 5000  # texts one fan_out job writes (one transaction: seconds of SQLite's write lock)
 PLAN_BATCH = 500  # series planned per tick (a backlog, after a migration, takes a few ticks)
 # reminders_planned_until of a series with no meeting left to plan (its rule has ended, or it stopped).
 NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
@@ -181,29 +184,65 @@ def claim_due(session: Session, now: dt.datetime) -> int:
     claimed = list(session.scalars(sa.update(Reminder).where(Reminder.id.in_(due), NOT_CLAIMED)
                                    .values(state="sending").returning(Reminder.id)
                                    .execution_options(synchronize_session=False)))
-    for reminder_id in claimed:
-        enqueue_after_commit(session, fan_out, reminder_id, queue="bulk")
+    if claimed:  # one fan-out for them all: their texts' batches then span their lines (fan_out)
+        enqueue_after_commit(session, fan_out, *claimed, queue="bulk")
     session.commit()
     return len(claimed)
 
 
 @durable
-def fan_out(reminder_id: int) -> int:
-    """One text per recipient, each at its own moment; the row to sent. Safe to run again."""
+def fan_out(*reminder_ids: int) -> int:
+    """The texts of these reminders (claimed by one tick) and their batches, several lines in each
+    (batch.enqueue_by_line: one job sends on all its lines at once), and each row to sent — in ONE
+    commit. Safe to run again. Past FAN_OUT_TEXTS texts, the reminders left go to a fan_out of their
+    own, in the same commit, so no transaction grows without bound; a reminder whose fan-out fails
+    goes to one of its own too, and does not hold up the others."""
     session = db.session()
-    reminder = session.get(Reminder, reminder_id)
-    if reminder is None or reminder.state != "sending":
-        session.rollback()
-        return 0
-    series = session.get_one(MeetingSeries, reminder.series_id)
     now = utcnow()
+    texts: dict[dt.datetime, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    per_second: dict[int, float] = {}
+    written = 0
+    for i, reminder_id in enumerate(reminder_ids):
+        if written >= FAN_OUT_TEXTS:
+            enqueue_after_commit(session, fan_out, *reminder_ids[i:], queue="bulk")
+            break
+        try:
+            with session.begin_nested():
+                line, line_rate, rows = _texts(session, reminder_id, now)
+        except Exception:
+            if len(reminder_ids) == 1:
+                raise
+            log.exception("reminder fan-out failed; it is tried again on its own", extra={"reminder_id": reminder_id})
+            enqueue_after_commit(session, fan_out, reminder_id, queue="bulk")
+            continue
+        if not rows:
+            continue
+        for message_id, at in rows:
+            texts[at or now][line].append(message_id)
+        per_second[line] = min(per_second.get(line, line_rate), line_rate)
+        written += len(rows)
+    for at, by_line in sorted(texts.items()):
+        enqueue_by_line(session, by_line, per_second, at=at)
+    session.commit()  # texts, their tasks and the rows' states together: all or nothing
+    return written
+
+
+Texts = list[tuple[int, dt.datetime | None]]  # (message id, when it may go: None, now)
+
+
+def _texts(session: Session, reminder_id: int, now: dt.datetime) -> tuple[int, float, Texts]:
+    """Write one reminder's texts, one per recipient not texted yet, each at its own moment, and its
+    row's new state: (its line, the line's texts per second, [(message id, when it may go)])."""
+    reminder = session.get(Reminder, reminder_id, populate_existing=True)  # its state now, not as once read
+    if reminder is None or reminder.state != "sending":
+        return 0, 0.0, []
+    series = session.get_one(MeetingSeries, reminder.series_id)
     occurrence = session.scalar(sa.select(MeetingOccurrence).where(
         MeetingOccurrence.series_id == series.id, MeetingOccurrence.original_start == reminder.original_start))
     if not series.active or (occurrence is not None and occurrence.status == OccurrenceStatus.CANCELLED) \
             or reminder.offset_minutes not in (stored_offsets(series) or ()):
         reminder.state = "cancelled"
-        session.commit()
-        return 0
+        return 0, 0.0, []
     group = series.group
     start = occurrence.starts_at if occurrence is not None else reminder.starts_at
     if start != reminder.starts_at:  # moved since planned: re-timed, claimed again when due
@@ -211,45 +250,38 @@ def fan_out(reminder_id: int) -> int:
         reminder.due_at = _due_at(group, _zones(session, group), start, reminder.offset_minutes)
         if reminder.due_at > now:
             reminder.state = "pending"
-            session.commit()
-            return 0
+            return 0, 0.0, []
     if start <= now:  # too late to remind of it
         reminder.state = "cancelled"
-        session.commit()
-        return 0
+        return 0, 0.0, []
     line = sender_line(session, group.id) or session.get_one(Line, series.line_id)
     number = phone.for_display(series.line.phone_number)
     members = {m.id: m for m in session.scalars(sa.select(Member).where(
         Member.id.in_(sa.select(recipients(session, group.id).subquery().c.id))))}
+    keys = {f"reminder:{reminder.id}:{member_id}": member_id for member_id in members}
     done = set(session.scalars(sa.select(Message.member_id).where(
-        Message.idempotency_key.like(f"reminder:{reminder.id}:%"))))
+        Message.idempotency_key.in_(keys))))  # the key's unique index: a lookup a member, not a scan
     rows: list[dict[str, Any]] = []
+    most = 1
+    texts: dict[tuple[str, str], tuple[dt.datetime, str, segments.Segments]] = {}  # one a language and zone
     for member in members.values():
         if member.id in done:
             continue
         language, zone = member.language or group.language, member.timezone or group.timezone
-        at = quiet_hours.last_moment_before(start - dt.timedelta(minutes=reminder.offset_minutes),
-                                            quiet_hours.zone(zone, None), group.quiet_start, group.quiet_end)
-        body = t("sms.series_reminder", language, group=group.name, when=when(start, zone, language),
-                 number=number, code=series.access_code)
-        measured = segments.measure(body)
+        if (language, zone) not in texts:
+            body = t("sms.series_reminder", language, group=group.name, when=when(start, zone, language),
+                     number=number, code=series.access_code)
+            texts[language, zone] = (quiet_hours.last_moment_before(
+                start - dt.timedelta(minutes=reminder.offset_minutes), quiet_hours.zone(zone, None),
+                group.quiet_start, group.quiet_end), body, segments.measure(body))
+        at, body, measured = texts[language, zone]
+        most = max(most, measured.count)
         rows.append(dict(direction="outbound", status="deferred" if at > now else "pending",
                          send_after=at if at > now else None, line_id=line.id, member_id=member.id,
                          from_number=line.phone_number, to_number=member.phone, body=body, kind="reminder",
                          idempotency_key=f"reminder:{reminder.id}:{member.id}", encoding=measured.encoding,
                          segments=measured.count))
-    by_time: dict[dt.datetime, list[int]] = defaultdict(list)
-    if rows:
-        for message_id, send_after in session.execute(sa.insert(Message).returning(Message.id, Message.send_after),
-                                                       rows):
-            by_time[send_after or now].append(message_id)
-    from telline.sms.batch import deliver_batch
-    size = batch_size(line.sms_rate, line.sms_rate_unit, 2)
-    for at, ids in sorted(by_time.items()):
-        for i in range(0, len(ids), size):
-            enqueue_after_commit(session, deliver_batch, sorted(ids[i:i + size]), queue="bulk", at=at,
-                                 retry=retry_policy(), timeout=batch_timeout(size))
+    written = list(session.execute(sa.insert(Message).returning(Message.id, Message.send_after), rows)) if rows else []
     reminder.state, reminder.recipients = "sent", len(done) + len(rows)
-    session.commit()  # texts, their tasks and the row's state together: all or nothing
     log.info("reminder fanned out", extra={"reminder_id": reminder.id, "recipients": reminder.recipients})
-    return len(rows)
+    return line.id, line.sms_rate / rate.cost(line.sms_rate_unit, most), [(r.id, r.send_after) for r in written]

@@ -43,19 +43,24 @@ def is_opted_out(session: Session, number: str) -> bool:
     return current(session, number) == OPT_OUT
 
 
+def _latest(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
+            channel: Channel) -> sa.ScalarSelect[ConsentAction]:
+    """The latest action of the number in `number_column`, correlated: one index lookup a row
+    ((phone, channel, id)), however many numbers are stored."""
+    return (sa.select(ConsentEvent.action)
+            .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
+            .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
+
+
 def not_opted_out(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
                   channel: Channel = "sms") -> sa.ColumnElement[bool]:
     """A SQL condition: the number in `number_column` has not opted out (its latest event is
     not an opt-out). is_opted_out() in a WHERE clause, so a claim and the check are one statement."""
-    latest = (sa.select(ConsentEvent.action)
-              .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
-              .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
-    return sa.func.coalesce(latest, "") != OPT_OUT
+    return sa.func.coalesce(_latest(number_column, channel), "") != OPT_OUT
 
 
-def latest_by_number(channel: Channel = "sms") -> sa.Subquery:
-    """A subquery (phone, action) of each number's latest event — for bulk selections."""
-    newest = (sa.select(sa.func.max(ConsentEvent.id).label("id"))
-              .where(ConsentEvent.channel == channel).group_by(ConsentEvent.phone).subquery())
-    return (sa.select(ConsentEvent.phone, ConsentEvent.action)
-            .join(newest, ConsentEvent.id == newest.c.id).subquery())
+def opted_in(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
+             channel: Channel = "sms") -> sa.ColumnElement[bool]:
+    """A SQL condition: the number's latest event is an opt-in (bulk selections: a broadcast's, a
+    reminder's recipients)."""
+    return _latest(number_column, channel) == OPT_IN

@@ -132,17 +132,20 @@ def worker_command(queues, burst, simple, worker_ttl, maintenance_interval, job_
 @cli.command("cron")
 @click.option("--sweep-every", type=int, default=None, metavar="SECONDS",
               help="Seconds between two sweeps for lost jobs (default 15; a divisor of 60).")
-def cron_command(sweep_every):
+@click.option("--tick-every", type=int, default=None, metavar="SECONDS",
+              help="Seconds between two reminder ticks (default 60; a divisor of 60).")
+def cron_command(sweep_every, tick_every):
     """RQ's cron: enqueues the periodic jobs, each run once.
 
     A second one (a standby) adds nothing twice. The jobs are listed in telline.worker.PERIODIC."""
     from telline.worker import every_seconds, make_cron
-    if sweep_every is not None:
-        try:
-            every_seconds(sweep_every)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-    make_cron(_this_app(), sweep_every=sweep_every).start()
+    for seconds in (sweep_every, tick_every):
+        if seconds is not None:
+            try:
+                every_seconds(seconds)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+    make_cron(_this_app(), sweep_every=sweep_every, tick_every=tick_every).start()
 
 
 @cli.command("standin")

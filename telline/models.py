@@ -561,3 +561,38 @@ def _ledger_is_append_only(session: Session, _flush_context: object, _instances:
             raise AppendOnlyError("the consent ledger is append-only: add a new event instead")
         if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("the audit log is append-only")
+
+
+# What a series' reminder rows are computed from: changing any of it (here or on one of its
+# meetings' rows) clears the series' reminders_planned_until, so the next tick plans it again
+# (telline.scheduling.reminders). One listener, whoever edits: the API, the CLI, edits.py, a test.
+_PLANNED_FROM = {MeetingSeries: ("rrule", "first_start", "timezone", "reminder_offsets", "active"),
+                 MeetingOccurrence: ("status", "starts_at"),
+                 Group: ("timezone", "quiet_start", "quiet_end")}
+
+
+@event.listens_for(Session, "before_flush")
+def _replan_edited_series(session: Session, _flush_context: object, _instances: object) -> None:
+    series_ids: set[int] = set()
+    groups: set[int] = set()
+    for obj in (*session.new, *session.dirty):
+        fields = _PLANNED_FROM.get(type(obj))
+        if fields is None or not (obj in session.new or _changed(obj, fields)):
+            continue
+        if isinstance(obj, MeetingSeries):
+            obj.reminders_planned_until = None
+        elif isinstance(obj, MeetingOccurrence):
+            series_id = obj.series_id if obj.series_id is not None else getattr(obj.series, "id", None)
+            if series_id is not None:
+                series_ids.add(series_id)
+        elif isinstance(obj, Group) and obj.id is not None:
+            groups.add(obj.id)
+    if series_ids or groups:
+        session.execute(sa.update(MeetingSeries).where(sa.or_(MeetingSeries.id.in_(series_ids),
+                                                              MeetingSeries.group_id.in_(groups)))
+                        .values(reminders_planned_until=None).execution_options(synchronize_session="fetch"))
+
+
+def _changed(obj: object, fields: tuple[str, ...]) -> bool:
+    state = sa.inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)

@@ -300,11 +300,14 @@ class TellineCron(CronScheduler):
         return enqueued
 
 
-def make_cron(app: Flask, sweep_every: int | None = None) -> CronScheduler:
-    """sweep_every: seconds between sweeps, instead of sweeper.SWEEP_SECONDS (tests, operators)."""
+def make_cron(app: Flask, sweep_every: int | None = None, tick_every: int | None = None) -> CronScheduler:
+    """sweep_every: seconds between sweeps, instead of sweeper.SWEEP_SECONDS; tick_every: seconds
+    between reminder ticks, instead of a minute (tests, operators)."""
     jq: job_queues.JobQueues = app.extensions[job_queues.EXTENSION]
     cron = TellineCron(connection=jq.connection)
+    every = {sweeper.sweep: sweep_every, reminders.tick: tick_every}
     for p in PERIODIC:
-        schedule = every_seconds(sweep_every) if sweep_every and p.func is sweeper.sweep else p.cron
+        seconds = every.get(p.func)
+        schedule = every_seconds(seconds) if seconds else p.cron
         cron.register(p.func, jq[p.queue].name, cron=schedule, name=p.name)
     return cron

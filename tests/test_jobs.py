@@ -286,9 +286,10 @@ def _logs(tmp_path: Path) -> str:
     return "".join(path.read_text() for path in sorted(tmp_path.glob("cron-*.log")))
 
 
+@pytest.mark.parametrize("option", ["--sweep-every", "--tick-every"])
 @pytest.mark.parametrize("seconds", ["0", "7", "61", "-5", "soon"])
-def test_a_sweep_interval_that_does_not_divide_a_minute_is_refused_in_one_sentence(runner, seconds):
+def test_a_sweep_interval_that_does_not_divide_a_minute_is_refused_in_one_sentence(runner, seconds, option):
     from telline.cli import cli
-    r = runner.invoke(cli, ["cron", "--sweep-every", seconds])
+    r = runner.invoke(cli, ["cron", option, seconds])
     assert r.exit_code == 2
     assert "divides 60" in r.output or "is not a valid integer" in r.output

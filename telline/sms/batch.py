@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import heapq
 import logging
 import math
 import time
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 CHUNK_SECONDS = 0.5  # texts claimed together: this much of the line's rate
 AHEAD = 0.25  # a slot is booked (and its chunk claimed) at most this long before it comes
 JOB_SECONDS = 3.0  # a job books sends for this long, then hands the rest to a new job
+# Texts per second one job's send pool keeps up with: 32 threads (the default send_threads) at
+# Twilio's 0.1-0.3 s a send, with room to spare. enqueue_by_line puts lines together up to this.
+JOB_TEXTS_PER_SECOND = 100.0
 
 
 @tasks.durable
@@ -74,11 +78,27 @@ def deliver_batch(message_ids: list[int]) -> dict[str, int]:
     sending = _Sending(session, tally)
     try:
         sending.one_by_one(plan.by_deliver)
-        for line, chunk in _chunks(plan.ready):
-            sending.chunk(line, chunk)
+        sending.lines(plan.ready)
     finally:
         sending.finish()
     return dict(tally)
+
+
+def enqueue_by_line(session: Session, texts: dict[int, list[int]], texts_per_second: dict[int, float],
+                    at: dt.datetime | None = None) -> int:
+    """Batch jobs for texts of several lines ({line id: message ids}), committed with the caller's
+    transaction; returns how many. Lines go together, whole, until their rates add up to what one
+    job can keep in flight (JOB_TEXTS_PER_SECOND): a job then sends on all its lines at once, and
+    two jobs never wait for the same line. A job hands what it had no time for to the next."""
+    jobs, batch, batch_rate = 0, [], 0.0
+    for line_id in sorted(texts):
+        batch.extend(texts[line_id])
+        batch_rate += texts_per_second[line_id]
+        if batch_rate >= JOB_TEXTS_PER_SECOND or line_id == max(texts):
+            tasks.enqueue_after_commit(session, deliver_batch, sorted(batch), queue="bulk", at=at,
+                                       retry=retry_policy(), timeout=batch_timeout(len(batch)))
+            jobs, batch, batch_rate = jobs + 1, [], 0.0
+    return jobs
 
 
 if TYPE_CHECKING:
@@ -192,9 +212,9 @@ class _Sending:
         self.unsent: list[Row] = []  # claimed, never sent: given back as they were, then to the next job
         self.not_claimed: list[int] = []  # opted out since they were read, or taken: deliver() says which
         self.left: list[int] = []  # never claimed: to the next job
-        self.halted = False  # out of time, or the line has no slot for this job: the rest goes back
-        self.resume_in = 0.0  # seconds before the next job may find a slot
-        self.last_slot = 0.0  # time.monotonic() of the latest slot this job booked
+        self.halted = False  # out of time, or a send found no slot after its thread woke late: the rest goes back
+        self.blocked: dict[int, float] = {}  # line id → seconds until its next slot, past this job's time
+        self.last_slot: dict[int, float] = {}  # line id → time.monotonic() of the latest slot booked on it
         self.rebooked_before = self.pool.rebooked
 
     def stopped(self) -> bool:
@@ -208,29 +228,53 @@ class _Sending:
                 return
             self.tally[_one_by_one(self.session, message_id, delivery.attempt)] += 1
 
+    def lines(self, ready: list[tuple[Row, Row]]) -> None:
+        """Every line's chunks, the lines side by side: the chunk whose line's slot comes first goes
+        next, so one line waiting for its rate does not hold up the others (a batch of reminders
+        spans many lines, each at a few texts a second)."""
+        work: dict[int, tuple[Row, list[list[Row]]]] = {}
+        for line, chunk in _chunks(ready):
+            work.setdefault(line.id, (line, []))[1].append(chunk)
+        soonest = [(self._next_slot(line, chunks[0]), line_id) for line_id, (line, chunks) in work.items()]
+        heapq.heapify(soonest)
+        while soonest:
+            _, line_id = heapq.heappop(soonest)
+            line, chunks = work[line_id]
+            self.chunk(line, chunks.pop(0))
+            if not chunks:
+                continue
+            if self.stopped() or line_id in self.blocked:  # out of time, or no slot in it: the next job
+                self.left.extend(r.id for chunk in chunks for r in chunk)
+            else:
+                heapq.heappush(soonest, (self._next_slot(line, chunks[0]), line_id))
+
+    def _next_slot(self, line: Row, chunk: list[Row]) -> float:
+        """time.monotonic() of the line's next free slot for this chunk's first text."""
+        return time.monotonic() + self.limiter.peek(line.phone_number, line.sms_rate,
+                                                    rate.cost(line.sms_rate_unit, chunk[0].segments))
+
     def chunk(self, line: Row, chunk: list[Row]) -> None:
         if not self.stopped():  # claim when the line's next slot is near: consent is checked then
-            early = self.limiter.peek(line.phone_number, line.sms_rate,
-                                      rate.cost(line.sms_rate_unit, chunk[0].segments)) - AHEAD
+            early = self._next_slot(line, chunk) - AHEAD - time.monotonic()
             if early > self.deadline - time.monotonic():
-                self.halted, self.resume_in = True, early
+                self.blocked[line.id] = early
             elif early > 0:
                 time.sleep(early)
-        if self.stopped():
+        if self.stopped() or line.id in self.blocked:
             self.left.extend(r.id for r in chunk)
             return
         claimed = _claim(self.session, chunk)
         for row in chunk:
             if row.id not in claimed:
                 self.not_claimed.append(row.id)
-            elif self.halted:  # the rest of the chunk goes back
+            elif self.halted or line.id in self.blocked:  # the rest of the chunk goes back
                 self.unsent.append(row)
             else:
                 self._send(line, row)
         self._collect(wait=False)
 
     def _send(self, line: Row, row: Row) -> None:
-        self._wait_for_near_slot()
+        self._wait_for_near_slot(line.id)
         book = functools.partial(self.limiter.book, line.phone_number, line.sms_rate,
                                  rate.cost(line.sms_rate_unit, row.segments))
         self.pool.reserve()
@@ -238,17 +282,16 @@ class _Sending:
         if not booked:  # the line is busy elsewhere until after this job's time: the next job goes on
             self.pool.unreserve()
             self.unsent.append(row)
-            self.halted, self.resume_in = True, wait
+            self.blocked[line.id] = wait
             return
-        self.last_slot = time.monotonic() + wait
+        slot = self.last_slot[line.id] = time.monotonic() + wait
         text = send_pool.Text(line.phone_number, row.to_number, row.body, self.callback)
-        self.in_flight.append((row, self.pool.send_at(self.last_slot, text, functools.partial(
-            book, max_wait=JOB_SECONDS))))
+        self.in_flight.append((row, self.pool.send_at(slot, text, functools.partial(book, max_wait=JOB_SECONDS))))
 
-    def _wait_for_near_slot(self) -> None:
+    def _wait_for_near_slot(self, line_id: int) -> None:
         """Book (and claim) no further ahead than AHEAD: a claim checks consent, so it must be recent
         when its text goes."""
-        early = self.last_slot - AHEAD - time.monotonic()
+        early = self.last_slot.get(line_id, 0.0) - AHEAD - time.monotonic()
         if early > 0:
             time.sleep(early)
 
@@ -279,6 +322,11 @@ class _Sending:
         self.in_flight = pending
         _record(self.session, handed)
 
+    def resume_in(self) -> float:
+        """Seconds before the next job may find a slot: at once if a line was left for lack of time,
+        else when the first of the lines that had no slot has one."""
+        return 0.0 if self.halted else min(self.blocked.values(), default=0.0)
+
     def finish(self) -> None:
         """Wait for the sends in flight and write their answers; then the texts that need more."""
         try:
@@ -292,7 +340,7 @@ class _Sending:
         rest = sorted(self.left + [r.id for r in self.unsent])
         if rest:
             tasks.enqueue_after_commit(self.session, deliver_batch, rest, queue="bulk", retry=retry_policy(),
-                                       at=utcnow() + dt.timedelta(seconds=self.resume_in),
+                                       at=utcnow() + dt.timedelta(seconds=self.resume_in()),
                                        timeout=batch_timeout(len(rest)))
             self.session.commit()
             self.tally["pending"] += len(rest)

@@ -59,12 +59,10 @@ def sender_line(session: Session, group_id: int) -> Line | None:
 
 def recipients(session: Session, group_id: int) -> sa.Select[int, str]:
     """Active members whose number's latest consent is an opt-in and can receive texts."""
-    latest = consent.latest_by_number()
     return (sa.select(Member.id, Member.phone)
             .join(Membership, (Membership.member_id == Member.id) & (Membership.group_id == group_id)
                   & (Membership.status == "active"))
-            .join(latest, (latest.c.phone == Member.phone) & (latest.c.action == consent.OPT_IN))
-            .where(Member.sms_status.not_in(UNTEXTABLE))
+            .where(consent.opted_in(Member.phone), Member.sms_status.not_in(UNTEXTABLE))
             .order_by(Member.id))
 
 

@@ -56,15 +56,14 @@ def latest_action(number_column: sa.ColumnElement[str | None] | InstrumentedAttr
                   channel: Channel = "sms") -> sa.ScalarSelect[ConsentAction]:
     """current() as a correlated subquery: the latest action for the number in `number_column`
     (NULL: never asked). One index lookup a row (ix_consent_events_phone_channel_id), so a page of
-    members costs what the page holds, not what the ledger holds (latest_by_number does)."""
+    members or a broadcast's recipients cost what they hold, not what the ledger holds."""
     return (sa.select(ConsentEvent.action)
             .where(ConsentEvent.phone == number_column, ConsentEvent.channel == channel)
             .order_by(ConsentEvent.id.desc()).limit(1).scalar_subquery())
 
 
-def latest_by_number(channel: Channel = "sms") -> sa.Subquery:
-    """A subquery (phone, action) of each number's latest event — for bulk selections."""
-    newest = (sa.select(sa.func.max(ConsentEvent.id).label("id"))
-              .where(ConsentEvent.channel == channel).group_by(ConsentEvent.phone).subquery())
-    return (sa.select(ConsentEvent.phone, ConsentEvent.action)
-            .join(newest, ConsentEvent.id == newest.c.id).subquery())
+def opted_in(number_column: sa.ColumnElement[str | None] | InstrumentedAttribute[str | None],
+             channel: Channel = "sms") -> sa.ColumnElement[bool]:
+    """A SQL condition: the number's latest event is an opt-in (bulk selections: a broadcast's, a
+    reminder's recipients)."""
+    return latest_action(number_column, channel) == OPT_IN

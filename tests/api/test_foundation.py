@@ -92,13 +92,13 @@ def test_crafted_values_are_refused_with_the_field_named(api, world):
     path = f"/groups/{world.mine.id}/series"
     start = '"first_start_local": "2027-01-05T19:00"'
     cases = [
-        ('{"line_id": 1e400, %s}' % start, "line_id"),  # JSON's infinity
-        ('{"line_id": 99999999999999999999999999999, %s}' % start, "line_id"),  # beyond any id
-        ('{"line_id": NaN, %s}' % start, "line_id"),
-        ('{"line_id": true, %s}' % start, "line_id"),  # a bool is no id
+        ('{"line_id": 1e400, ' + start + '}', "line_id"),  # JSON's infinity
+        ('{"line_id": 99999999999999999999999999999, ' + start + '}', "line_id"),  # beyond any id
+        ('{"line_id": NaN, ' + start + '}', "line_id"),
+        ('{"line_id": true, ' + start + '}', "line_id"),  # a bool is no id
         ('{"line_id": "1", "first_start_local": "2027-02-30T19:00"}', "first_start_local"),  # no such day
         ('{"line_id": 1, "first_start_local": "0001-01-01T00:00"}', "first_start_local"),  # out of range
-        ('{"line_id": 1, %s, "duration_minutes": 1.5}' % start, "duration_minutes"),
+        ('{"line_id": 1, ' + start + ', "duration_minutes": 1.5}', "duration_minutes"),
     ]
     for body, field in cases:
         error = assert_error(admin.post(path, data=body, content_type="application/json"), 422, "invalid")
@@ -106,7 +106,7 @@ def test_crafted_values_are_refused_with_the_field_named(api, world):
     for body in ('"a string"', "[]", "null"):
         error = assert_error(admin.post(path, data=body, content_type="application/json"), 422, "invalid")
         assert error["message"] == "The request body is not valid: Invalid input type."
-    nul = admin.post(path, data='{"line_id": 1, %s, "title": "a\\u0000b"}' % start, content_type="application/json")
+    nul = admin.post(path, data='{"line_id": 1, ' + start + ', "title": "a\\u0000b"}', content_type="application/json")
     assert "NUL" in assert_error(nul, 422, "invalid")["message"]  # PostgreSQL could not store it
     for query in ("from=0001-01-01T00:00:00Z", "from=9999-12-31T23:59:59Z", "to=tomorrow"):
         assert_error(admin.get(f"/groups/{world.mine.id}/occurrences?{query}"), 422, "invalid")

@@ -31,15 +31,14 @@ import statistics
 import sys
 import time
 
-import sqlalchemy as sa
-
 import _harness as h
+import sqlalchemy as sa
 
 TARGET_MS = 50.0
 
 
 def build(database_url: str, redis_url: str, members: int):
-    from telline import create_app, db
+    from telline import db
     from telline.accounts import tokens, users
     from telline.models import Group, Line
     from telline.scheduling import occurrences

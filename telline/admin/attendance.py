@@ -10,8 +10,8 @@ from flask_login import login_required
 from telline import db
 from telline.accounts import audit
 from telline.accounts.access import NotFound
-from telline.admin.sessions import check_csrf, signed_in_user
-from telline.models import Group, User, utcnow
+from telline.admin.sessions import check_csrf, page_user
+from telline.models import Group, utcnow
 from telline.spreadsheet import csv_text
 from telline.voice.attendance import GroupAttendance, MeetingAttendance, group_attendance, meeting_attendance
 
@@ -19,16 +19,11 @@ bp = Blueprint("console_attendance", __name__, template_folder="templates")
 bp.before_request(check_csrf)
 
 
-def _user() -> User:
-    user = signed_in_user()
-    assert user is not None  # login_required
-    return user
-
 
 def _group(group_id: int) -> tuple[Group, GroupAttendance]:
     session = db.session()
     try:
-        report = group_attendance(session, _user(), group_id, utcnow())
+        report = group_attendance(session, page_user(), group_id, utcnow())
     except NotFound:
         abort(404)
     return session.get_one(Group, group_id), report
@@ -36,7 +31,7 @@ def _group(group_id: int) -> tuple[Group, GroupAttendance]:
 
 def _meeting(occurrence_id: int) -> MeetingAttendance:
     try:
-        return meeting_attendance(db.session(), _user(), occurrence_id)
+        return meeting_attendance(db.session(), page_user(), occurrence_id)
     except NotFound:
         abort(404)
 
@@ -45,14 +40,14 @@ def _meeting(occurrence_id: int) -> MeetingAttendance:
 @login_required
 def group_page(group_id: int) -> ResponseReturnValue:
     group, report = _group(group_id)
-    return render_template("admin/attendance.html", user=_user(), group=group, report=report,
+    return render_template("admin/attendance.html", user=page_user(), group=group, report=report,
                            most=max((m.attended or 0 for m in report.meetings), default=0))
 
 
 @bp.get("/meetings/<int:occurrence_id>/attendance")
 @login_required
 def meeting_page(occurrence_id: int) -> ResponseReturnValue:
-    return render_template("admin/meeting_attendance.html", user=_user(), meeting=_meeting(occurrence_id))
+    return render_template("admin/meeting_attendance.html", user=page_user(), meeting=_meeting(occurrence_id))
 
 
 @bp.get("/groups/<int:group_id>/attendance.csv")
@@ -76,7 +71,7 @@ def meeting_csv(occurrence_id: int) -> ResponseReturnValue:
 
 def _export(text: str, filename: str, action: str, group_id: int, **detail: int) -> Response:
     session = db.session()
-    audit.record(session, _user(), action, group_id=group_id, detail=dict(detail))
+    audit.record(session, page_user(), action, group_id=group_id, detail=dict(detail))
     session.commit()
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})

@@ -18,8 +18,7 @@ from flask_login import login_required
 
 from telline import db
 from telline.accounts.access import NotFound
-from telline.admin.sessions import check_csrf, signed_in_user
-from telline.models import User
+from telline.admin.sessions import check_csrf, page_user
 from telline.voice import live
 from telline.voice.moderation import PARTICIPANT_ACTIONS, ModerationError
 
@@ -31,15 +30,10 @@ REQUESTED = {"mute": "Mute asked", "unmute": "Unmute asked", "hold": "Hold asked
              "unlock": "Meeting unlocked", "end": "Ending the meeting", "announce": "Announcement sent"}
 
 
-def _user() -> User:
-    user = signed_in_user()
-    assert user is not None  # login_required
-    return user
-
 
 def _meeting(occurrence_id: int) -> live.LiveMeeting:
     try:
-        return live.live_meeting(db.session(), _user(), occurrence_id)
+        return live.live_meeting(db.session(), page_user(), occurrence_id)
     except NotFound:
         abort(404)
 
@@ -47,7 +41,7 @@ def _meeting(occurrence_id: int) -> live.LiveMeeting:
 @bp.get("/meetings/<int:occurrence_id>/live")
 @login_required
 def page(occurrence_id: int) -> ResponseReturnValue:
-    return render_template("admin/live.html", user=_user(), meeting=_meeting(occurrence_id),
+    return render_template("admin/live.html", user=page_user(), meeting=_meeting(occurrence_id),
                            actions=PARTICIPANT_ACTIONS)
 
 
@@ -61,20 +55,20 @@ def roster_fragment(occurrence_id: int) -> ResponseReturnValue:
 @login_required
 def participant_action(occurrence_id: int, participant_id: int, action: str) -> ResponseReturnValue:
     return _done(occurrence_id, action, lambda: live.act_on_participant(
-        db.session(), _user(), occurrence_id, participant_id, action))
+        db.session(), page_user(), occurrence_id, participant_id, action))
 
 
 @bp.post("/meetings/<int:occurrence_id>/live/<any('mute-all', lock, unlock, end):action>")
 @login_required
 def meeting_action(occurrence_id: int, action: str) -> ResponseReturnValue:
-    return _done(occurrence_id, action, lambda: live.act_on_meeting(db.session(), _user(), occurrence_id, action))
+    return _done(occurrence_id, action, lambda: live.act_on_meeting(db.session(), page_user(), occurrence_id, action))
 
 
 @bp.post("/meetings/<int:occurrence_id>/live/announce")
 @login_required
 def announce(occurrence_id: int) -> ResponseReturnValue:
     text = request.form.get("text", "")[:2000]
-    return _done(occurrence_id, "announce", lambda: live.announce(db.session(), _user(), occurrence_id, text))
+    return _done(occurrence_id, "announce", lambda: live.announce(db.session(), page_user(), occurrence_id, text))
 
 
 def _done(occurrence_id: int, action: str, act: Callable[[], object]) -> ResponseReturnValue:

@@ -97,6 +97,13 @@ def signed_in_user() -> User | None:
     return None
 
 
+def page_user() -> User:
+    """The signed-in user of a page behind @login_required (which has already sent anyone else away)."""
+    user = signed_in_user()
+    assert user is not None, "page_user() is for views behind @login_required"
+    return user
+
+
 def check_csrf() -> None:
     """Refuse (400) an unsafe request without the session's CSRF token (form field or X-CSRFToken)."""
     if request.method in UNSAFE:

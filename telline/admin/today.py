@@ -9,7 +9,7 @@ from flask_login import login_required
 
 from telline import db
 from telline.accounts import access
-from telline.admin.sessions import check_csrf, signed_in_user
+from telline.admin.sessions import check_csrf, page_user
 from telline.models import Group, utcnow
 from telline.scheduling.agenda import agenda
 
@@ -22,8 +22,7 @@ NEXT_PER_GROUP = 5
 @bp.get("/")
 @login_required
 def today() -> ResponseReturnValue:
-    user = signed_in_user()
-    assert user is not None  # login_required
+    user = page_user()
     session = db.session()
     now = utcnow()
     groups = session.scalars(sa.select(Group).where(Group.id.in_(access.group_filter(user))).order_by(Group.name))

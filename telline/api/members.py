@@ -14,7 +14,7 @@ from apiflask.schemas import Schema
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, jsonify, request
 
-from telline import db
+from telline import db, phone
 from telline.api import errors, schemas
 from telline.api.auth import auth, current_user
 from telline.api.blueprint import MAX_ID, bp
@@ -239,7 +239,6 @@ def import_members(group_id: int, query: dict[str, Any]) -> dict[str, Any]:
 
 
 def _import_view(imported: int | None, recorded: int | None, checked: csv_import.Preview) -> dict[str, Any]:
-    from telline import phone
     rows = [{"row": r.row, "ok": r.ok, "message": r.message, "number": phone.mask(r.number) if r.number else None,
              "display_name": r.display_name, "language": r.language, "status": r.status, "consent": r.consent}
             for r in checked.rows]
